@@ -1,0 +1,39 @@
+# The workshop's commands. The README's two: `make lab` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: setup lab test lint exercises clean-notebooks emulator clean
+
+$(STAMP): requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "google-adk 2.13 needs Python 3.11 or newer: run make with PYTHON=python3.11 (or newer)")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $(STAMP)
+
+setup: $(STAMP)  ## create .venv and install the pinned requirements (the other targets do it for you)
+
+lab: $(STAMP)  ## open JupyterLab on the exercise notebooks
+	cd notebooks && ../$(BIN)/jupyter lab
+
+lint: $(STAMP)
+	$(BIN)/ruff check workshop tests solutions
+
+test: $(STAMP) lint  ## lint, check notebooks/ is up to date, run every test (solutions via nbmake)
+	$(BIN)/python -m workshop.exercises --check
+	$(BIN)/python -m pytest -n 2 --nbmake --nbmake-timeout=300 tests solutions
+
+exercises: $(STAMP)  ## regenerate notebooks/ from solutions/
+	$(BIN)/python -m workshop.notebooks clean solutions/*.ipynb
+	$(BIN)/python -m workshop.exercises
+
+clean-notebooks: $(STAMP)  ## strip outputs and volatile metadata from every notebook
+	$(BIN)/python -m workshop.notebooks clean
+
+emulator: $(STAMP)  ## run the offline Gemini emulator standalone on 127.0.0.1:8089
+	$(BIN)/python -m workshop.gemini_emulator --host 127.0.0.1 --port 8089
+
+clean:  ## remove the virtual environment and caches
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,97 @@
+"""Start, stop, pacing, disconnects, speed and the standalone command."""
+
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+
+from workshop.gemini_emulator import start_emulator
+
+BODY = {"contents": [{"role": "user", "parts": [{"text": "Count to 20"}]}]}
+
+
+def stream_url(handle, model="gemini-2.5-flash"):
+    return f"{handle.url}/v1beta/models/{model}:streamGenerateContent?alt=sse"
+
+
+def test_stop_leaves_no_thread_and_no_port():
+    before = {t.name for t in threading.enumerate()}
+    handle = start_emulator(first_token_s=0, chunk_s=0)
+    port = handle.port
+    assert httpx.post(stream_url(handle), json=BODY, headers={"x-goog-api-key": "k"}).status_code == 200
+    with httpx.Client() as keep_alive:  # an idle kept-alive connection must not block stop()
+        keep_alive.post(stream_url(handle), json=BODY, headers={"x-goog-api-key": "k"})
+        handle.stop()
+    assert not handle.running
+    assert {t.name for t in threading.enumerate()} <= before
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=1)
+
+
+def test_pacing_delays_the_first_token_and_each_chunk():
+    with start_emulator(first_token_s=0.2, chunk_s=0.01) as handle:
+        with httpx.stream("POST", stream_url(handle), json=BODY, headers={"x-goog-api-key": "k"}) as r:
+            start = time.perf_counter()
+            arrivals = [time.perf_counter() - start for _ in r.iter_lines() if _]
+    assert arrivals[0] >= 0.18
+    assert arrivals[-1] - arrivals[0] >= 0.01 * (len(arrivals) - 1) * 0.8
+
+
+def test_slow_first_token_fault(emulator):
+    body = {"contents": [{"role": "user", "parts": [{"text": "hi [fault:slow-first-token=0.3]"}]}]}
+    start = time.perf_counter()
+    httpx.post(stream_url(emulator), json=body, headers={"x-goog-api-key": "k"}, timeout=5)
+    assert time.perf_counter() - start >= 0.28
+
+
+def test_emulator_sees_the_client_close_the_stream(emulator):
+    emulator.set_pacing(first_token_s=0, chunk_s=0.05)
+    with httpx.stream("POST", stream_url(emulator), json=BODY, headers={"x-goog-api-key": "k"}) as r:
+        for line in r.iter_lines():
+            if line:
+                break
+    deadline = time.monotonic() + 2
+    while emulator.requests[-1].outcome == "running" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    record = emulator.requests[-1]
+    assert record.outcome == "client_closed"
+    assert record.chunks_sent < 20
+    assert record.ended_at - record.sent_at[0] < 0.5
+
+
+def test_under_one_millisecond_per_chunk_at_zero_pacing(emulator):
+    body = {"contents": [{"role": "user", "parts": [{"text": "Write 2000 words"}]}]}
+    with httpx.Client() as client:
+        client.post(stream_url(emulator), json=body, headers={"x-goog-api-key": "k"})  # warm up
+        start = time.perf_counter()
+        response = client.post(stream_url(emulator), json=body, headers={"x-goog-api-key": "k"})
+        elapsed = time.perf_counter() - start
+    chunks = response.text.count("data: ")
+    assert chunks == 2000
+    per_chunk_ms = elapsed / chunks * 1000
+    sent = emulator.requests[-1].sent_at
+    server_ms = (sent[-1] - sent[0]) / (len(sent) - 1) * 1000
+    print(f"emulator: {server_ms:.3f} ms per chunk sent, {per_chunk_ms:.3f} ms with the client")
+    assert per_chunk_ms < 1.0
+
+
+def test_standalone_command_serves_on_the_given_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "workshop.gemini_emulator", "--host", "127.0.0.1", "--port", str(port),
+         "--first-token-delay", "0", "--chunk-delay", "0"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert f"listening on http://127.0.0.1:{port}" in proc.stdout.readline()
+        response = httpx.post(f"http://127.0.0.1:{port}/v1beta/models/gemini-2.5-flash:generateContent",
+                              json=BODY, headers={"x-goog-api-key": "k"})
+        assert response.json()["candidates"][0]["content"]["parts"][0]["text"].startswith("1, 2, 3")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

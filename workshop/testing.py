@@ -1,0 +1,33 @@
+"""pytest fixtures for testing streaming agents offline (loaded with ``-p workshop.testing``).
+
+``emulator``: a Gemini emulator with zero pacing, reset for each test, and the environment
+pointing google-genai (and so ADK) at it. Script a test's scenario with
+``emulator.script(Reply(...))`` or ``emulator.arm_fault("503")``; read what the model was
+asked in ``emulator.requests``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from .gemini_emulator import EmulatorHandle, start_emulator
+
+
+@pytest.fixture(scope="session")
+def gemini_emulator_session() -> Iterator[EmulatorHandle]:
+    with start_emulator(first_token_s=0, chunk_s=0) as handle:
+        yield handle
+
+
+@pytest.fixture
+def emulator(gemini_emulator_session: EmulatorHandle, monkeypatch: pytest.MonkeyPatch) -> EmulatorHandle:
+    handle = gemini_emulator_session
+    handle.reset()
+    handle.set_pacing(first_token_s=0, chunk_s=0, words_per_chunk=1)
+    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", handle.url)
+    monkeypatch.setenv("GOOGLE_API_KEY", "test-key")
+    monkeypatch.delenv("GOOGLE_GENAI_USE_VERTEXAI", raising=False)
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    return handle
