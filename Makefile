@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup lab test lint exercises clean-notebooks emulator clean
+.PHONY: setup lab test lint exercises clean-notebooks emulator serve clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "google-adk 2.13 needs Python 3.11 or newer: run make with PYTHON=python3.11 (or newer)")'
@@ -33,6 +33,9 @@ clean-notebooks: $(STAMP)  ## strip outputs and volatile metadata from every not
 
 emulator: $(STAMP)  ## run the offline Gemini emulator standalone on 127.0.0.1:8089
 	$(BIN)/python -m workshop.gemini_emulator --host 127.0.0.1 --port 8089
+
+serve: $(STAMP)  ## run the reference SSE server on 127.0.0.1:$${PORT:-8000} (offline emulator unless a key is set)
+	$(BIN)/python -m workshop.reference_server
 
 clean:  ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

@@ -1,0 +1,78 @@
+"""Checks for 00_setup_and_first_stream."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+from ._report import fail, passed
+
+PROMPT = "Count to 12"
+
+
+def final_text(session) -> str:
+    """The text of the last model event ADK stored in the session (thoughts skipped)."""
+    for event in reversed(session.events):
+        if event.author != "user" and event.content and event.content.parts:
+            return "".join(p.text for p in event.content.parts if p.text and not p.thought)
+    return ""
+
+
+def diagnose_stream_answer(printed: str, returned, expected: str) -> tuple[str, str] | None:
+    """What is wrong with one run of a learner's stream_answer, as (what, hint); None if right."""
+    if not isinstance(returned, str):
+        return (f"stream_answer returned {type(returned).__name__}, not a string.",
+                "Collect the text pieces in a list and return ''.join(pieces).")
+    if returned.strip() == "":
+        return ("stream_answer returned an empty string.",
+                "Append each partial part's text to a list as you print it, and return the joined list.")
+    shown = printed.strip()
+    if expected and shown.count(expected.strip()) >= 2:
+        return ("The answer was printed twice.",
+                "The final event (partial falsy) repeats the whole text of the partial events: "
+                "print only events with event.partial == True.")
+    if returned.strip() != expected.strip():
+        if expected.endswith(returned.strip()):
+            return ("stream_answer returned only the last piece of the answer.",
+                    "Keep every piece: append each part.text to a list, then join them.")
+        if returned.strip() == (expected + expected).strip():
+            return ("The returned answer holds the text twice.",
+                    "Collect text from partial events only; the final event repeats it all.")
+        return (f"stream_answer returned {returned!r}, but the answer stored in the session is {expected!r}.",
+                "Join the text of the partial events' parts, in order, skipping thought parts.")
+    if shown != expected.strip():
+        if not shown:
+            return ("Nothing was printed while streaming.",
+                    "print(part.text, end='', flush=True) for each partial text part.")
+        return (f"What was printed ({shown[:60]!r}...) differs from the answer.",
+                "Print each partial piece with end='' so the pieces join into the answer.")
+    return None
+
+
+class _Writes(io.StringIO):
+    """stdout that also counts the writes holding text, to tell streaming from one print."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.text_writes = 0
+
+    def write(self, s: str) -> int:
+        self.text_writes += bool(s.strip())
+        return super().write(s)
+
+
+async def check_stream_answer(stream_answer, runner, session_service, user_id: str = "learner") -> None:
+    """Run the learner's function on a fresh session; compare printed, returned and stored text."""
+    session = await session_service.create_session(app_name=runner.app_name, user_id=user_id)
+    buffer = _Writes()
+    with contextlib.redirect_stdout(buffer):
+        returned = await stream_answer(runner, user_id, session.id, PROMPT)
+    stored = await session_service.get_session(app_name=runner.app_name, user_id=user_id, session_id=session.id)
+    problem = diagnose_stream_answer(buffer.getvalue(), returned, final_text(stored))
+    if problem:
+        fail(*problem)
+    if buffer.text_writes < 2:
+        fail("The answer was printed in one piece, after it was complete: that is not streaming.",
+             "Print inside the loop, for each partial event, with print(part.text, end='', flush=True).")
+    print(buffer.getvalue(), end="")
+    passed(f"Streamed and returned the whole answer, each piece once ({len(returned)} characters).")
