@@ -14,8 +14,12 @@ $(STAMP): requirements.txt pyproject.toml
 
 setup: $(STAMP)  ## create .venv and install the pinned requirements (the other targets do it for you)
 
+# Offline-friendly: no update or news checks; --allow-root only where we are root (containers).
+LAB_FLAGS := --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate \
+             --LabApp.news_url=None $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
+
 lab: $(STAMP)  ## open JupyterLab on the exercise notebooks
-	cd notebooks && ../$(BIN)/jupyter lab
+	cd notebooks && ../$(BIN)/jupyter lab $(LAB_FLAGS) $(LAB_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check workshop tests solutions
