@@ -194,7 +194,12 @@ def whole_response(reply: Reply, *, model: str, response_id: str, prompt: int) -
             and "thoughtSignature" not in part
         ):
             previous["text"] += part["text"]
-        elif part != {"text": ""}:
+        elif part.get("text") == "" and "functionCall" not in part:
+            # The streamed empty STOP chunk has nothing to say in one whole answer; its
+            # signature, if any, moves to the text before it.
+            if previous is not None and "thoughtSignature" in part:
+                previous.setdefault("thoughtSignature", part["thoughtSignature"])
+        else:
             merged.append(dict(part))
     body = chunk(None, model=model, response_id=response_id, usage_metadata=usage(prompt, streamed))
     candidate = {"content": {"parts": merged, "role": "model"}, "finishReason": reply.finish_reason, "index": 0}
