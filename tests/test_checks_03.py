@@ -1,0 +1,184 @@
+"""The check cells of notebook 03 pass right answers and explain typical wrong ones."""
+
+import asyncio
+import contextlib
+
+import pytest
+from google.adk.agents import Agent
+from google.adk.agents.run_config import RunConfig, StreamingMode
+from google.adk.runners import Runner
+from google.adk.sessions import InMemorySessionService
+from google.genai import types
+
+from workshop.checks import CheckFailed, nb03
+
+SSE = RunConfig(streaming_mode=StreamingMode.SSE)
+USER = "learner"
+
+
+@pytest.fixture
+def runner(emulator):
+    # Timing matters here: concurrency shows only when the model takes time, and an early close
+    # shows only when the stream is still being sent.
+    emulator.set_pacing(first_token_s=0.1, chunk_s=0.01)
+    return Runner(app_name="workshop", agent=Agent(name="a", model="gemini-3.5-flash"),
+                  session_service=InMemorySessionService())
+
+
+def message(text):
+    return types.Content(role="user", parts=[types.Part(text=text)])
+
+
+async def ask(runner, session_id, text, both=False):
+    """Stream one turn; the final text (and, with both=True, the partial text before it)."""
+    pieces, final = [], ""
+    async for event in runner.run_async(user_id=USER, session_id=session_id, new_message=message(text),
+                                        run_config=SSE):
+        if event.partial and event.content and event.content.parts:
+            pieces += [p.text for p in event.content.parts if p.text and not p.thought]
+        if event.is_final_response() and event.content and event.content.parts:
+            final = "".join(p.text for p in event.content.parts if p.text and not p.thought)
+    return ("".join(pieces) if both else "") + final
+
+
+async def new_session(runner):
+    return (await runner.session_service.create_session(app_name=runner.app_name, user_id=USER)).id
+
+
+# -- Exercise 3.1 ------------------------------------------------------------------------------
+
+async def run_many_gather(runner, prompts):
+    async def one(text):
+        return await ask(runner, await new_session(runner), text)
+
+    return list(await asyncio.gather(*(one(p) for p in prompts)))
+
+
+async def run_many_task_group(runner, prompts):
+    async def one(text):
+        return await ask(runner, await new_session(runner), text)
+
+    async with asyncio.TaskGroup() as group:
+        tasks = [group.create_task(one(p)) for p in prompts]
+    return [t.result() for t in tasks]
+
+
+async def run_many_sequential(runner, prompts):
+    return [await ask(runner, await new_session(runner), p) for p in prompts]
+
+
+async def run_many_as_completed(runner, prompts):
+    async def one(text):
+        return await ask(runner, await new_session(runner), text)
+
+    return [await c for c in asyncio.as_completed([one(p) for p in prompts])]
+
+
+async def run_many_tasks(runner, prompts):
+    async def one(text):
+        return await ask(runner, await new_session(runner), text)
+
+    tasks = [asyncio.create_task(one(p)) for p in prompts]
+    await asyncio.gather(*tasks)
+    return tasks
+
+
+async def run_many_twice(runner, prompts):
+    async def one(text):
+        return await ask(runner, await new_session(runner), text, both=True)
+
+    return list(await asyncio.gather(*(one(p) for p in prompts)))
+
+
+@pytest.mark.parametrize("right", [run_many_gather, run_many_task_group])
+async def test_run_many_right_answers_pass(runner, emulator, capsys, right):
+    await nb03.check_run_many(right, runner, emulator)
+    assert "✅" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("wrong", "message"), [
+    (run_many_sequential, "one after another"),
+    (run_many_as_completed, "wrong order"),
+    (run_many_tasks, "is a Task"),
+    (run_many_twice, "twice"),
+])
+async def test_run_many_wrong_answers_are_explained(runner, emulator, capsys, wrong, message):
+    with pytest.raises(CheckFailed, match=message):
+        await nb03.check_run_many(wrong, runner, emulator)
+    assert "Hint:" in capsys.readouterr().out
+
+
+async def test_run_many_with_a_real_model_compares_keywords(runner, capsys):
+    """Without the emulator (real Gemini) the exact words are not compared, the order still is."""
+    await nb03.check_run_many(run_many_gather, runner, emulator=None)
+    assert "✅" in capsys.readouterr().out
+    with pytest.raises(CheckFailed, match="mention"):
+        await nb03.check_run_many(run_many_as_completed, runner, emulator=None)
+
+
+def test_diagnose_run_many_shared_session():
+    expected = ["1, 2.", "Paris.", "Tokyo.", "1, 2, 3, 4."]
+    returned = ["1, 2.", "1, 2. Paris.", "Tokyo.", "1, 2, 3, 4."]
+    what, hint = nb03.diagnose_run_many(returned, expected)
+    assert "shared a session" in what and "new session" in hint
+
+
+# -- Exercise 3.2 ------------------------------------------------------------------------------
+
+def make_first_words(mode="aclosing", extra=0):
+    async def first_words(runner, user_id, session_id, text, n):
+        pieces = []
+        stream = runner.run_async(user_id=user_id, session_id=session_id, new_message=message(text),
+                                  run_config=SSE)
+        context = contextlib.aclosing(stream) if mode == "aclosing" else contextlib.nullcontext(stream)
+        async with context as events:
+            async for event in events:
+                if event.partial and event.content and event.content.parts:
+                    pieces += [p.text for p in event.content.parts if p.text and not p.thought]
+                if mode != "read_all" and len(pieces) >= n + extra:
+                    break
+        return "".join(pieces[:n + extra])
+
+    return first_words
+
+
+async def test_first_words_right_answer_passes(runner, emulator, capsys):
+    await nb03.check_first_words(make_first_words(), runner, emulator)
+    out = capsys.readouterr().out
+    assert "✅" in out and "client_closed" in out
+
+
+@pytest.mark.parametrize(("wrong", "message"), [
+    (make_first_words(mode="break"), "still open"),
+    (make_first_words(mode="read_all"), "not stopped early"),
+    (make_first_words(extra=1), "6 pieces, not 5"),
+])
+async def test_first_words_wrong_answers_are_explained(runner, emulator, capsys, wrong, message):
+    with pytest.raises(CheckFailed, match=message):
+        await nb03.check_first_words(wrong, runner, emulator)
+    assert "Hint:" in capsys.readouterr().out
+
+
+async def test_first_words_with_a_real_model_still_checks_the_close(runner, capsys):
+    await nb03.check_first_words(make_first_words(), runner, emulator=None)
+    assert "✅" in capsys.readouterr().out
+    with pytest.raises(CheckFailed, match="still open"):
+        await nb03.check_first_words(make_first_words(mode="break"), runner, emulator=None)
+
+
+def test_diagnose_first_words_reports_an_emulator_outcome():
+    what, _ = nb03.diagnose_first_words("a b ", ["a ", "b ", "c "], 2, closed=True, stored_answer=False,
+                                        outcome="running")
+    assert "'running'" in what
+
+
+# -- Unfinished exercises ----------------------------------------------------------------------
+
+async def test_unfinished_exercises_raise_not_implemented(runner, emulator):
+    async def stub(*args):
+        raise NotImplementedError("Exercise 3.1: stream each prompt in its own session, concurrently")
+
+    with pytest.raises(NotImplementedError):
+        await nb03.check_run_many(stub, runner, emulator)
+    with pytest.raises(NotImplementedError):
+        await nb03.check_first_words(stub, runner, emulator)
