@@ -95,3 +95,16 @@ def test_standalone_command_serves_on_the_given_port():
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_a_whole_answer_takes_as_long_as_streaming_all_of_it():
+    with start_emulator(first_token_s=0.05, chunk_s=0.01) as handle:
+        start = time.perf_counter()
+        httpx.post(f"{handle.url}/v1beta/models/gemini-2.5-flash:generateContent", json=BODY,
+                   headers={"x-goog-api-key": "k"})
+        whole = time.perf_counter() - start
+        with httpx.stream("POST", stream_url(handle), json=BODY, headers={"x-goog-api-key": "k"}) as r:
+            start = time.perf_counter()
+            arrivals = [time.perf_counter() - start for line in r.iter_lines() if line]
+    assert whole >= 0.05 + 0.01 * 19 * 0.9  # "Count to 20": 20 chunks
+    assert whole >= arrivals[-1] * 0.8 and arrivals[0] < whole / 2

@@ -249,7 +249,10 @@ class Connection:
         response_id = hashlib.sha1(f"{state.counter}|{body[:256]!r}".encode()).hexdigest()[:22]
         prompt = wire.prompt_tokens(request)
         if not stream:
-            await self._pause(self._first_delay(fault))
+            # A whole answer leaves the model only once all of it is generated: as long as
+            # streaming every chunk would take.
+            chunks = len(wire.reply_parts(reply, model, words_per_chunk=state.pacing.words_per_chunk))
+            await self._pause(self._first_delay(fault) + state.pacing.chunk_s * (chunks - 1))
             record.outcome, record.ended_at = "completed", time.time()
             record.chunks_sent, record.sent_at = 1, [time.time()]
             whole = wire.whole_response(reply, model=model, response_id=response_id, prompt=prompt)

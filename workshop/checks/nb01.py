@@ -1,0 +1,179 @@
+"""Checks for 01_runconfig_and_streaming_modes."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pydantic
+from google.adk.agents.run_config import RunConfig, StreamingMode
+from google.genai import types
+
+from ._report import fail, passed
+
+LIMITS = (3, 40)  # two values, so a hard-coded limit cannot pass
+PROMPT = "Count to 20"
+KEYS = ("events", "time_to_first_text", "time_to_final")
+
+
+# -- Exercise 1.1 ---------------------------------------------------------------------------
+def diagnose_run_config(config, limit: int) -> tuple[str, str] | None:
+    """What is wrong with make_run_config(limit)'s result, as (what, hint); None if right."""
+    if not isinstance(config, RunConfig):
+        return (f"make_run_config returned {type(config).__name__}, not a RunConfig.",
+                "Return RunConfig(streaming_mode=..., max_llm_calls=...), imported from "
+                "google.adk.agents.run_config.")
+    mode = config.streaming_mode
+    if mode == StreamingMode.NONE:
+        return ("streaming_mode is StreamingMode.NONE (the default): run_async would make one "
+                ":generateContent call and yield the whole answer as one event.",
+                "Pass streaming_mode=StreamingMode.SSE.")
+    if mode == StreamingMode.BIDI:
+        return ("streaming_mode is StreamingMode.BIDI: with run_async that behaves exactly like NONE "
+                "(one :generateContent call); bidirectional streaming is run_live with a Live model.",
+                "Pass streaming_mode=StreamingMode.SSE.")
+    if mode != StreamingMode.SSE:
+        return (f"streaming_mode is {mode!r}, not StreamingMode.SSE.", "Pass streaming_mode=StreamingMode.SSE.")
+    if config.max_llm_calls != limit:
+        default = RunConfig.model_fields["max_llm_calls"].get_default(call_default_factory=True)
+        if config.max_llm_calls == default:
+            return (f"max_llm_calls is {config.max_llm_calls}, the default, but make_run_config({limit}) "
+                    f"was asked for {limit}.",
+                    "Pass max_llm_calls=max_llm_calls to RunConfig.")
+        return (f"make_run_config({limit}) gave max_llm_calls={config.max_llm_calls}, not {limit}.",
+                "Use the function's argument, not a fixed number: max_llm_calls=max_llm_calls.")
+    return None
+
+
+def check_make_run_config(make_run_config) -> None:
+    """Call the learner's make_run_config with two limits; explain the first thing that is wrong."""
+    for limit in LIMITS:
+        try:
+            config = make_run_config(limit)
+        except pydantic.ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(str(p) for p in error["loc"])
+            if where == "streaming_mode" and str(error.get("input", "")).lower() in ("sse", "bidi"):
+                fail(f"RunConfig rejected streaming_mode={error['input']!r}: {error['msg']}.",
+                     "The enum's values are lower case: use StreamingMode.SSE (or the string 'sse').")
+            if error["type"] == "extra_forbidden":
+                fail(f"RunConfig has no field {where!r} (it forbids unknown keys).",
+                     "The fields are streaming_mode and max_llm_calls; see RunConfig.model_fields.")
+            fail(f"RunConfig rejected your arguments: {where}: {error['msg']}.",
+                 "streaming_mode=StreamingMode.SSE, max_llm_calls=<the argument, an int>.")
+        problem = diagnose_run_config(config, limit)
+        if problem:
+            fail(*problem)
+    passed(f"SSE streaming with the limit you asked for ({', '.join(map(str, LIMITS))} LLM calls per run).")
+
+
+# -- Exercise 1.2 ---------------------------------------------------------------------------
+def has_text(event) -> bool:
+    """True if the event carries answer text (thought parts are not the answer)."""
+    parts = event.content.parts if event.content and event.content.parts else []
+    return any(p.text and not p.thought for p in parts)
+
+
+async def reference_measure(runner, user_id: str, session_id: str, text: str, run_config) -> dict:
+    """The check's own measurement, the same way the exercise asks for it."""
+    message = types.Content(role="user", parts=[types.Part(text=text)])
+    start = time.perf_counter()
+    events, first_text, final = 0, None, None
+    async for event in runner.run_async(
+        user_id=user_id, session_id=session_id, new_message=message, run_config=run_config
+    ):
+        now = time.perf_counter() - start
+        events += 1
+        if first_text is None and has_text(event):
+            first_text = now
+        if event.is_final_response():
+            final = now
+    return {"events": events, "time_to_first_text": first_text, "time_to_final": final}
+
+
+def _close(value: float, expected: float) -> bool:
+    """Generous: two runs of one turn on a loaded 2-core machine still agree."""
+    return abs(value - expected) <= max(0.3, 0.5 * expected)
+
+
+def diagnose_measure(got, ref: dict, mode: StreamingMode, *, offline: bool) -> tuple[str, str] | None:
+    """Compare the learner's measurement of one run with the check's own; (what, hint) or None."""
+    name = "SSE" if mode == StreamingMode.SSE else "NONE"
+    if not isinstance(got, dict):
+        return (f"measure returned {type(got).__name__}, not a dict.",
+                "Return {'events': ..., 'time_to_first_text': ..., 'time_to_final': ...}.")
+    missing = [k for k in KEYS if k not in got]
+    if missing:
+        return (f"The dict measure returned has no {', '.join(map(repr, missing))} "
+                f"(it has {sorted(got)}).",
+                "Use exactly the keys 'events', 'time_to_first_text' and 'time_to_final'.")
+    events, first, final = (got[k] for k in KEYS)
+    if not isinstance(events, int) or isinstance(events, bool):
+        return (f"'events' is {events!r}, not an int.", "Count the events: events += 1 for each one.")
+    if (offline and events == ref["events"] - 1) or (events == 0 and ref["events"] == 1):
+        return (f"In {name} mode you counted {events} events; the run yielded {ref['events']}.",
+                "Count every event, the final (non-partial) one too: in NONE mode it is the only one.")
+    if first is None:
+        return (f"In {name} mode time_to_first_text is None: no text found.",
+                "Look for text in every event's parts, not only in partial ones (NONE mode has none).")
+    if final is None:
+        return (f"In {name} mode time_to_final is None.",
+                "Record the time of the event for which event.is_final_response() is True.")
+    for key, value in (("time_to_first_text", first), ("time_to_final", final)):
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            return (f"{key} is {value!r}, not a number of seconds.",
+                    "Subtract a time.perf_counter() taken before the loop from one taken at the event.")
+        if value > 1e6:
+            return (f"{key} is {value:.0f}: a clock reading, not the time since the start.",
+                    "Take start = time.perf_counter() before the loop and record perf_counter() - start.")
+        if value > 30 * max(ref[key], 0.1) and value > 10:
+            return (f"{key} is {value:.0f}, but the run took {ref['time_to_final']:.2f} s: milliseconds?",
+                    "Report seconds, as time.perf_counter() differences are.")
+        if value < 0:
+            return (f"{key} is negative ({value:.3f}).", "Compute perf_counter() at the event minus start.")
+    if first > final + 1e-3:
+        return (f"In {name} mode time_to_first_text ({first:.3f} s) is after time_to_final ({final:.3f} s).",
+                "The first text arrives at the latest with the final event: record it only once, "
+                "at the first event that has text.")
+    gap = ref["time_to_final"] - ref["time_to_first_text"]
+    if (mode == StreamingMode.SSE and first >= 0.95 * final and gap > 0.3 * ref["time_to_final"]):
+        return (f"In SSE mode your first text came at {first:.2f} s, together with the final event "
+                f"({final:.2f} s); the first partial text arrived at about {ref['time_to_first_text']:.2f} s.",
+                "Record the time of the FIRST event that has text (a partial one), once; "
+                "do not overwrite it later, and do not wait for is_final_response().")
+    if mode == StreamingMode.SSE and events <= 1:
+        return (f"In SSE mode you counted {events} event(s); a streamed answer comes in several.",
+                "Pass run_config to runner.run_async and count every event.")
+    if mode == StreamingMode.NONE and events != 1:
+        return (f"In NONE mode you counted {events} events; a plain answer is exactly one.",
+                "Count each event once, with events += 1 inside the loop.")
+    if offline:
+        if events != ref["events"]:
+            return (f"In {name} mode you counted {events} events; the same run yields {ref['events']}.",
+                    "Count every event the runner yields, once, partial or not.")
+        for key, value in (("time_to_first_text", first), ("time_to_final", final)):
+            if not _close(value, ref[key]):
+                return (f"In {name} mode your {key} is {value:.2f} s; the check measured {ref[key]:.2f} s.",
+                        "Start the clock right before runner.run_async and stop it when the event arrives.")
+    return None
+
+
+async def check_measure(measure, runner, session_service, *, offline: bool, user_id: str = "learner") -> None:
+    """Run the learner's measure in both modes on fresh sessions; compare with the check's own runs."""
+    # One unmeasured turn first: a process's first model call also pays for creating the client.
+    warm = await session_service.create_session(app_name=runner.app_name, user_id=user_id)
+    await reference_measure(runner, user_id, warm.id, "Hello", RunConfig())
+    results = {}
+    for mode in (StreamingMode.SSE, StreamingMode.NONE):
+        run_config = RunConfig(streaming_mode=mode)
+        mine = await session_service.create_session(app_name=runner.app_name, user_id=user_id)
+        got = await measure(runner, user_id, mine.id, PROMPT, run_config)
+        own = await session_service.create_session(app_name=runner.app_name, user_id=user_id)
+        ref = await reference_measure(runner, user_id, own.id, PROMPT, run_config)
+        problem = diagnose_measure(got, ref, mode, offline=offline)
+        if problem:
+            fail(*problem)
+        results[mode] = got
+    sse, none = results[StreamingMode.SSE], results[StreamingMode.NONE]
+    passed(f"SSE: {sse['events']} events, first text after {sse['time_to_first_text']:.2f} s of "
+           f"{sse['time_to_final']:.2f} s; NONE: {none['events']} event. Both measured right.")
