@@ -1,0 +1,183 @@
+"""The check cells of notebook 07 pass right answers and explain typical wrong ones."""
+
+import pytest
+from google.adk.features import FeatureName, is_feature_enabled
+from google.adk.features import _feature_registry as registry
+
+from workshop.checks import CheckFailed, nb07
+
+MODEL = "gemini-3.5-flash"
+
+
+@pytest.fixture(autouse=True)
+def feature_is_restored():
+    yield
+    assert FeatureName.PROGRESSIVE_SSE_STREAMING not in registry._FEATURE_OVERRIDES
+    assert is_feature_enabled(FeatureName.PROGRESSIVE_SSE_STREAMING)
+
+
+def texts(event):
+    parts = event.content.parts if event.content and event.content.parts else []
+    return ("".join(p.text for p in parts if p.text and p.thought),
+            "".join(p.text for p in parts if p.text and not p.thought))
+
+
+def solution(view, event):
+    thoughts, answer = texts(event)
+    if event.id not in view:
+        if not (thoughts or answer):
+            return
+        view[event.id] = {"thoughts": "", "answer": ""}
+    entry = view[event.id]
+    if event.partial:
+        entry["thoughts"] += thoughts
+        entry["answer"] += answer
+    else:
+        entry["thoughts"], entry["answer"] = thoughts, answer
+
+
+def appends_the_aggregate(view, event):
+    thoughts, answer = texts(event)
+    entry = view.setdefault(event.id, {"thoughts": "", "answer": ""})
+    entry["thoughts"] += thoughts
+    entry["answer"] += answer
+
+
+def replaces_on_every_event(view, event):
+    thoughts, answer = texts(event)
+    if thoughts or answer:
+        view[event.id] = {"thoughts": thoughts, "answer": answer}
+
+
+def reads_parts_0_only(view, event):
+    if not (event.content and event.content.parts):
+        return
+    part = event.content.parts[0]
+    if not part.text:
+        return
+    entry = view.setdefault(event.id, {"thoughts": "", "answer": ""})
+    key = "thoughts" if part.thought else "answer"
+    if event.partial:
+        entry[key] += part.text
+    else:
+        entry[key] = part.text
+
+
+def mixes_thoughts_into_the_answer(view, event):
+    parts = event.content.parts if event.content and event.content.parts else []
+    answer = "".join(p.text for p in parts if p.text)
+    if not answer and event.id not in view:
+        return
+    entry = view.setdefault(event.id, {"thoughts": "", "answer": ""})
+    entry["answer"] = entry["answer"] + answer if event.partial else answer
+
+
+def keyed_by_invocation(view, event):
+    thoughts, answer = texts(event)
+    if not (thoughts or answer):
+        return
+    entry = view.setdefault(event.invocation_id, {"thoughts": "", "answer": ""})
+    if event.partial:
+        entry["thoughts"] += thoughts
+        entry["answer"] += answer
+    else:
+        entry["thoughts"], entry["answer"] = thoughts, answer
+
+
+def returns_a_new_view(view, event):
+    new = dict(view)
+    solution(new, event)
+    return new
+
+
+def assumes_every_part_is_text(view, event):
+    parts = event.content.parts if event.content and event.content.parts else []
+    thoughts = "".join(p.text for p in parts if p.thought)
+    answer = "".join(p.text for p in parts if not p.thought)  # a call part's text is None
+    if thoughts or answer:
+        entry = view.setdefault(event.id, {"thoughts": "", "answer": ""})
+        if event.partial:
+            entry["thoughts"] += thoughts
+            entry["answer"] += answer
+        else:
+            entry["thoughts"], entry["answer"] = thoughts, answer
+
+
+async def test_right_display_filter_passes(emulator, capsys):
+    await nb07.check_update_view(solution, model=MODEL)
+    assert "✅" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("wrong", "message"), [
+    (appends_the_aggregate, "twice"),
+    (replaces_on_every_event, "Append"),
+    (reads_parts_0_only, "text is missing"),
+    (mixes_thoughts_into_the_answer, "holds thoughts text"),
+    (keyed_by_invocation, "no entry for its id"),
+    (returns_a_new_view, "returned a new dict"),
+    (assumes_every_part_is_text, "raised TypeError"),
+])
+async def test_wrong_display_filters_are_explained(emulator, capsys, wrong, message):
+    with pytest.raises(CheckFailed, match=message):
+        await nb07.check_update_view(wrong, model=MODEL)
+    assert "Hint:" in capsys.readouterr().out
+
+
+async def test_unfinished_display_filter_raises_not_implemented(emulator):
+    def stub(view, event):
+        raise NotImplementedError("Exercise 7.1: fold one event into the view, updating by event id")
+
+    with pytest.raises(NotImplementedError):
+        await nb07.check_update_view(stub, model=MODEL)
+
+
+RIGHT = [
+    (True, ("thought",)), (True, ("call",)), (False, ("thought", "call")), (False, ("response",)),
+    (True, ("thought",)), (True, ("text",)), (False, ("thought", "text")),
+]
+
+
+async def test_right_prediction_passes(emulator, capsys):
+    await nb07.check_prediction(lambda: RIGHT, model=MODEL)
+    assert "✅ All 7 rows right" in capsys.readouterr().out
+
+
+async def test_prediction_accepts_lists_and_a_bare_kind(emulator, capsys):
+    loose = [[partial, list(kinds)] for partial, kinds in RIGHT]
+    loose[0] = (True, "thought")
+    await nb07.check_prediction(lambda: loose, model=MODEL)
+    assert "✅" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("wrong", "message"), [
+    (RIGHT[:2] + RIGHT[3:], "one non-partial event that holds all its parts"),
+    (RIGHT[:3] + [(True, ("response",))] + RIGHT[4:], "Function responses are never partial"),
+    (RIGHT[:1] + RIGHT[2:], "first arrives in a partial event"),
+    (RIGHT[:2] + [(False, ("call",))] + RIGHT[3:], "thoughts included"),
+    (RIGHT[:4] + RIGHT[5:], "thinks before each response"),
+    (RIGHT[:4], "stops after 4 rows"),
+    (RIGHT + [(False, ("text",))], "more row"),
+])
+async def test_wrong_predictions_are_explained(emulator, capsys, wrong, message):
+    with pytest.raises(CheckFailed, match=message):
+        await nb07.check_prediction(lambda: wrong, model=MODEL)
+    out = capsys.readouterr().out
+    assert "The run produced:" in out and "Hint:" in out
+
+
+async def test_a_prediction_of_the_wrong_shape_is_explained(emulator):
+    with pytest.raises(CheckFailed, match="list of \\(partial, kinds\\) pairs"):
+        await nb07.check_prediction(lambda: ["thought", "text"], model=MODEL)
+
+
+async def test_online_a_different_sequence_is_reported_not_failed(emulator, capsys):
+    await nb07.check_prediction(lambda: RIGHT[:4], model=MODEL, offline=False)
+    assert "not checked strictly online" in capsys.readouterr().out
+
+
+async def test_unfinished_prediction_raises_not_implemented(emulator):
+    def stub():
+        raise NotImplementedError("Exercise 7.2: write the rows you expect")
+
+    with pytest.raises(NotImplementedError):
+        await nb07.check_prediction(stub, model=MODEL)
