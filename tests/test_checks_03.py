@@ -19,8 +19,9 @@ USER = "learner"
 @pytest.fixture
 def runner(emulator):
     # Timing matters here: concurrency shows only when the model takes time, and an early close
-    # shows only when the stream is still being sent.
-    emulator.set_pacing(first_token_s=0.1, chunk_s=0.01)
+    # only while the stream is still being sent. A 0.2 s first token keeps the concurrency ratio
+    # about the model's wait rather than CPU contention on a loaded 2-core CI machine.
+    emulator.set_pacing(first_token_s=0.2, chunk_s=0.01)
     return Runner(app_name="workshop", agent=Agent(name="a", model="gemini-3.5-flash"),
                   session_service=InMemorySessionService())
 
