@@ -4,6 +4,9 @@
 pointing google-genai (and so ADK) at it. Script a test's scenario with
 ``emulator.script(Reply(...))`` or ``emulator.arm_fault("503")``; read what the model was
 asked in ``emulator.requests``.
+
+``reference_server``: the reference SSE server (``workshop.reference_server``) under real
+uvicorn on a free loopback port, talking to that emulator (tokens in ``REFERENCE_TOKENS``).
 """
 
 from __future__ import annotations
@@ -31,3 +34,23 @@ def emulator(gemini_emulator_session: EmulatorHandle, monkeypatch: pytest.Monkey
     monkeypatch.delenv("GOOGLE_GENAI_USE_VERTEXAI", raising=False)
     monkeypatch.delenv("GEMINI_API_KEY", raising=False)
     return handle
+
+
+# -- the reference SSE server (workshop.reference_server) under real uvicorn ------------------
+REFERENCE_TOKENS = {"tok-alice": "alice", "tok-bob": "bob"}  # token -> user, for tests only
+
+
+@pytest.fixture
+def reference_server(emulator: EmulatorHandle):
+    """The reference server's app under real uvicorn on a free loopback port, on a background
+    thread, pointed at the ``emulator`` fixture; stopped (port freed) after the test.
+
+    Yields a ``BackgroundServer``: ``.url``, ``.app`` (``app.state.settings``,
+    ``app.state.runner``), ``.errors`` (what uvicorn logged as errors). Tokens: ``tok-alice``
+    (user ``alice``) and ``tok-bob`` (user ``bob``), as in ``REFERENCE_TOKENS``.
+    """
+    from .reference_server import BackgroundServer, Settings, create_app
+
+    app = create_app(Settings(tokens=dict(REFERENCE_TOKENS)))
+    with BackgroundServer(app) as server:
+        yield server

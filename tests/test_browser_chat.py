@@ -1,0 +1,234 @@
+"""The chat page (workshop/reference_server/static/) in headless Chromium, against the real
+reference server under uvicorn on loopback and the offline emulator.
+
+Playwright's Python package drives Debian's ``chromium`` (``.ci/run`` installs it; Playwright's
+own browser downloads are never used). Without a Chromium these tests skip, except in CI
+(``CI`` set), where they fail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+from google.adk.agents import Agent
+from google.genai import types
+
+from workshop.reference_server import STREAM_ERRORS, Settings, create_app, get_weather
+from workshop.reference_server.background import BackgroundServer
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
+
+TOKEN = "tok-browser"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+def find_chromium() -> str | None:
+    """Debian's chromium (or $CHROMIUM_PATH)."""
+    for candidate in (os.environ.get("CHROMIUM_PATH"), "chromium", "chromium-browser", "/usr/bin/chromium"):
+        if candidate and (path := shutil.which(candidate)):
+            return path
+    return None
+
+
+def _no_browser(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}; CI must run the browser tests (.ci/run installs chromium)")
+    pytest.skip(f"{reason}: install it (apt-get install chromium) to run the browser tests")
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator[Browser]:
+    """Headless Debian chromium driven by Playwright; skips (fails in CI) where there is none."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _no_browser("the playwright Python package is not installed (pip install -r requirements.txt)")
+    path = find_chromium()
+    if path is None:
+        _no_browser("no Chromium found (looked for chromium, chromium-browser, $CHROMIUM_PATH)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium() as browser:
+        yield browser
+
+
+@pytest.fixture(scope="module")
+def server(gemini_emulator_session) -> Iterator[BackgroundServer]:
+    """The reference server, as ``make serve`` builds it, on a free loopback port."""
+    # The model's client is made at the first request, inside a test, where the `emulator`
+    # fixture has pointed the environment at the (session-wide) emulator.
+    with BackgroundServer(create_app(Settings(tokens={TOKEN: "tester"}))) as running:
+        yield running
+
+
+@pytest.fixture
+def page(browser, server, emulator):
+    """A fresh browser context (empty localStorage) on the chat page, connected."""
+    context = browser.new_context(viewport={"width": 900, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{server.url}/?token={TOKEN}")
+    page.wait_for_selector("#message:not([disabled])", timeout=5000)
+    yield page
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def send(page, text: str) -> None:
+    """Type a message and press Enter, as a user does."""
+    page.fill("#message", text)
+    page.press("#message", "Enter")
+
+
+def wait_state(page, state: str, timeout_s: float = 10) -> None:
+    page.wait_for_selector(f".turn:last-child[data-state={state}]", timeout=timeout_s * 1000)
+
+
+def last_answer(page) -> str:
+    return page.eval_on_selector_all(".turn:last-child .answer", "nodes => nodes.map(n => n.textContent).join('')")
+
+
+# Records every change of the last turn's answer text: (ms, length, aggregate arrived).
+RECORD_GROWTH = """() => {
+  window.samples = [];
+  const t0 = performance.now();
+  new MutationObserver(() => {
+    const answers = [...document.querySelectorAll(".turn:last-child .answer")];
+    const length = answers.reduce((n, a) => n + a.textContent.length, 0);
+    const complete = answers.length > 0 && answers.every((a) => a.parentElement.dataset.complete === "true");
+    window.samples.push([performance.now() - t0, length, complete]);
+  }).observe(document.getElementById("transcript"),
+             { subtree: true, childList: true, characterData: true, attributes: true });
+}"""
+
+
+def test_token_comes_from_the_url_and_leaves_the_address_bar(page):
+    assert "token=" not in page.url
+    assert page.evaluate("localStorage.getItem('workshop-token')") == TOKEN
+    assert "Connected" in page.inner_text("#connection")
+
+
+def test_text_grows_in_steps_then_the_aggregate_replaces_it(page, emulator):
+    emulator.set_pacing(first_token_s=0, chunk_s=0.04)
+    page.evaluate(RECORD_GROWTH)
+    page.press("#message", "Shift+Enter")  # a new line, not a submit
+    assert page.locator(".turn").count() == 0
+    send(page, "Count to 20")
+    wait_state(page, "done")
+
+    samples = page.evaluate("window.samples")
+    before_final = [length for _, length, complete in samples if not complete and length]
+    steps = sorted(set(before_final))
+    assert before_final == sorted(before_final), "the text shrank while streaming"
+    assert len(steps) >= 5, f"the answer should grow in several steps before the final event: {steps}"
+    first_text = next(t for t, length, _ in samples if length)
+    complete_at = next(t for t, _, complete in samples if complete)
+    assert complete_at - first_text > 200, "the text arrived in one burst, not as a stream"
+
+    expected = ", ".join(str(n) for n in range(1, 21)) + "."
+    answer = last_answer(page)
+    assert answer.strip() == expected, "the final aggregate must replace the partial text, not add to it"
+    assert page.locator(".turn:last-child .message").count() == 1
+    assert "Done" in page.inner_text(".turn:last-child .turn-status")
+
+
+def test_tool_call_shows_name_args_then_result_then_answer(page):
+    send(page, "What's the weather in Paris?")
+    page.wait_for_selector(".tool-call .tool-name", timeout=10000)
+    assert page.inner_text(".tool-call .tool-name") == "get_weather"
+    assert '"city": "Paris"' in page.inner_text(".tool-call .tool-args")
+    wait_state(page, "done")
+    tool = page.locator(".tool-call")
+    assert tool.get_attribute("data-status") == "done"
+    assert "Sunny" in page.inner_text(".tool-call .tool-result")
+    # The call comes first, then the answer that uses its result.
+    order = page.eval_on_selector_all(".turn:last-child .bubble.model > *", "nodes => nodes.map(n => n.className)")
+    assert order == ["tool-call", "message"]
+    assert "Paris" in last_answer(page)
+
+
+def test_error_event_is_shown_to_the_user(page):
+    send(page, "Tell me a story about a river [fault:error-after=2]")
+    wait_state(page, "error")
+    alert = page.locator(".turn:last-child .error[role=alert]")
+    assert alert.count() == 1
+    code = alert.locator(".error-code").inner_text()
+    assert code in STREAM_ERRORS
+    assert alert.locator(".error-message").inner_text() == STREAM_ERRORS[code]
+    assert last_answer(page), "the text that arrived before the error stays visible"
+    assert "Failed" in page.inner_text(".turn:last-child .turn-status")
+
+
+def test_an_error_before_the_stream_is_shown_with_its_code(page):
+    send(page, "x" * (40 * 1024))  # over the server's body limit: 413 before any byte of stream
+    wait_state(page, "error")
+    assert page.inner_text(".turn:last-child .error .error-code") == "PAYLOAD_TOO_LARGE"
+
+
+def test_stop_aborts_the_stream(page, emulator):
+    emulator.set_pacing(first_token_s=0, chunk_s=0.1)
+    send(page, "Count to 200")
+    page.wait_for_function("document.querySelector('.turn:last-child .answer')?.textContent.length > 8")
+    page.click("#stop")
+    wait_state(page, "stopped", timeout_s=2)
+    stopped_at = last_answer(page)
+    time.sleep(0.5)  # five more chunks' worth of time
+    assert last_answer(page) == stopped_at, "the text kept growing after Stop"
+    assert "Stopped" in page.inner_text(".turn:last-child .turn-status")
+    assert page.get_attribute(".turn:last-child .message", "data-stopped") == "true"
+    assert page.is_enabled("#send") and page.is_disabled("#stop")
+    # Closing the connection made the server close its model request too.
+    deadline = time.monotonic() + 3
+    while emulator.requests[-1].outcome == "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    model_call = emulator.requests[-1]
+    assert model_call.outcome == "client_closed" and model_call.chunks_sent < 100
+
+
+def test_a_rejected_token_says_so(browser, server):
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{server.url}/?token=not-a-token")
+    page.wait_for_function("document.getElementById('connection').textContent.includes('401')")
+    assert page.is_disabled("#message")
+    context.close()
+
+
+def test_thoughts_are_shown_apart_from_the_answer(browser, emulator):
+    thinking = Agent(
+        name="assistant", model="gemini-3.5-flash", instruction="Be brief.", tools=[get_weather],
+        generate_content_config=types.GenerateContentConfig(
+            thinking_config=types.ThinkingConfig(include_thoughts=True)),
+    )
+    app = create_app(Settings(tokens={TOKEN: "tester"}, agent=thinking))
+    with BackgroundServer(app) as server:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(f"{server.url}/?token={TOKEN}")
+        page.wait_for_selector("#message:not([disabled])")
+        send(page, "What is the capital of France?")
+        wait_state(page, "done")
+        thoughts = page.text_content(".turn:last-child .thinking .thought-text")  # inside a closed <details>
+        answer = last_answer(page)
+        context.close()
+    assert thoughts and answer
+    assert thoughts not in answer and "Paris" in answer

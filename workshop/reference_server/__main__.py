@@ -1,0 +1,71 @@
+"""``python -m workshop.reference_server`` (``make serve``): the reference server on
+``HOST:PORT`` (default 127.0.0.1:8000), offline emulator unless a key is set."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+
+import uvicorn
+
+import workshop
+
+from .app import Settings, create_app
+
+
+def banner(settings: Settings, url: str) -> str:
+    """What to paste: the page, and a curl session. Shows a token only if it was generated."""
+    # Double quotes so that the $TOKEN placeholder expands in the reader's shell; a generated
+    # token is URL-safe base64 and needs no quoting.
+    auth = '"Authorization: Bearer ' + (settings.dev_token or "$TOKEN") + '"'
+    if settings.dev_token:
+        lines = [f"Chat page: {url}/?token={settings.dev_token}",
+                 f"Development token (user {settings.tokens[settings.dev_token]!r}; set "
+                 f"WORKSHOP_TOKENS=token:user,... to choose your own): {settings.dev_token}"]
+    else:
+        users = ", ".join(sorted(set(settings.tokens.values())))
+        lines = [f"Chat page: {url}/ (paste your token there)",
+                 f"Tokens: from WORKSHOP_TOKENS ({len(settings.tokens)}; users: {users}); "
+                 "put yours in $TOKEN for the lines below"]
+    lines += [
+        "Try it:",
+        f"  SID=$(curl -s -X POST -H {auth} {url}/api/sessions"
+        " | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"session_id\"])')",
+        f"  curl -N -H {auth} -H 'Content-Type: application/json'"
+        f" -d '{{\"text\": \"Count to 10\"}}' {url}/api/sessions/$SID/messages",
+    ]
+    return "\n".join(lines)
+
+
+class RedactTokens(logging.Filter):
+    """Access-log lines never show a ``token=`` query value (the page accepts ``/?token=``)."""
+
+    _TOKEN = re.compile(r"(token=)[^&\s]+", re.IGNORECASE)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            record.args = tuple(self._TOKEN.sub(r"\1[redacted]", a) if isinstance(a, str) else a
+                                for a in record.args)
+        return True
+
+
+def main() -> None:
+    host = os.environ.get("HOST", "127.0.0.1")
+    port = int(os.environ.get("PORT", "8000"))
+    workshop.setup()
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        sys.exit(f"reference server: {exc}")
+    app = create_app(settings)
+    config = uvicorn.Config(app, host=host, port=port, log_level=os.environ.get("LOG_LEVEL", "info"))
+    logging.getLogger("uvicorn.access").addFilter(RedactTokens())
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    print(banner(settings, f"http://{shown_host}:{port}"), flush=True)
+    uvicorn.Server(config).run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""The reference server's agent: one assistant with one deterministic tool."""
+
+from __future__ import annotations
+
+from google.adk.agents import Agent
+
+from ..backend import model_name
+
+INSTRUCTION = (
+    "You are a helpful assistant. Answer clearly and briefly. "
+    "When the user asks about the weather somewhere, call get_weather."
+)
+
+FORECASTS = {
+    "paris": ("Sunny", 21),
+    "london": ("Light rain", 14),
+    "tokyo": ("Cloudy", 18),
+    "new york": ("Clear", 16),
+}
+
+
+def get_weather(city: str) -> dict:
+    """Get today's weather forecast for a city.
+
+    Args:
+        city: The city's name, e.g. "Paris".
+
+    Returns:
+        The city, a short forecast and the temperature in degrees Celsius.
+    """
+    forecast, temperature_c = FORECASTS.get(city.strip().lower(), ("Partly cloudy", 19))
+    return {"city": city, "forecast": forecast, "temperature_c": temperature_c}
+
+
+def build_agent(model: str | None = None) -> Agent:
+    """The agent the reference server (and ADK's built-in server, in notebook 05) serves."""
+    return Agent(
+        name="assistant",
+        model=model or model_name(),
+        instruction=INSTRUCTION,
+        tools=[get_weather],
+    )

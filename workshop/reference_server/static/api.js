@@ -1,0 +1,85 @@
+// api.js: the reference server's HTTP API, one method per endpoint.
+// Every /api call carries the token in the Authorization header; that is why the page uses
+// fetch() and not EventSource, which cannot set headers (notebook 06 explains).
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = code;
+  }
+}
+
+// The server's JSON errors look like {"error": {"code": "...", "message": "..."}}.
+async function apiError(response) {
+  let code = `HTTP_${response.status}`;
+  let message = response.statusText || "Request failed";
+  try {
+    const body = await response.json();
+    if (body?.error?.code) code = body.error.code;
+    if (body?.error?.message) message = body.error.message;
+    else if (typeof body?.detail === "string") message = body.detail;
+  } catch {
+    // not JSON: keep the status line
+  }
+  return new ApiError(response.status, code, message);
+}
+
+export class ChatClient {
+  constructor(token, base = "") {
+    this.token = token;
+    this.base = base;
+  }
+
+  #headers(extra = {}) {
+    return { Authorization: `Bearer ${this.token}`, ...extra };
+  }
+
+  // POST /api/sessions -> 201 {"session_id": "..."}
+  async createSession() {
+    const response = await fetch(`${this.base}/api/sessions`, { method: "POST", headers: this.#headers() });
+    if (!response.ok) throw await apiError(response);
+    const { session_id: sessionId } = await response.json();
+    return sessionId;
+  }
+
+  // POST /api/sessions/{id}/messages -> 200 text/event-stream. Resolves once the headers are
+  // in; read the body with readSSE(). `signal` (an AbortController's) stops the request.
+  async sendMessage(sessionId, text, signal) {
+    const response = await fetch(`${this.base}/api/sessions/${encodeURIComponent(sessionId)}/messages`, {
+      method: "POST",
+      headers: this.#headers({ "Content-Type": "application/json", Accept: "text/event-stream" }),
+      body: JSON.stringify({ text }),
+      signal,
+    });
+    return this.#stream(response);
+  }
+
+  // A later lesson adds GET /api/sessions/{id}/stream, to resume after a dropped connection
+  // with the last `id:` seen (SSEParser.lastEventId) in a Last-Event-ID header. Its method
+  // fetches with those headers and returns this.#stream(response), read like sendMessage's.
+
+  async #stream(response) {
+    if (!response.ok) throw await apiError(response);
+    const type = response.headers.get("Content-Type") ?? "";
+    if (!type.startsWith("text/event-stream")) {
+      throw new ApiError(response.status, "NOT_A_STREAM", `Expected text/event-stream, got ${type || "no type"}`);
+    }
+    return response;
+  }
+
+  // POST /api/sessions/{id}/cancel: ask the server to stop the run too (aborting the fetch
+  // only closes the connection). Servers without the endpoint answer 404 or 405: fine.
+  async cancel(sessionId) {
+    try {
+      const response = await fetch(`${this.base}/api/sessions/${encodeURIComponent(sessionId)}/cancel`, {
+        method: "POST",
+        headers: this.#headers(),
+      });
+      return response.ok;
+    } catch {
+      return false; // best effort: the abort has already stopped the page's side
+    }
+  }
+}

@@ -1,0 +1,181 @@
+// render.js: draws one turn of the conversation from the ADK events the server streams.
+//
+// Each SSE frame's data is one ADK Event as camelCase JSON. The rules (the same as
+// workshop/display.py and exercise 6.1 of notebook 06):
+//  1. Update in place by Event id. The partial events of one model response and the
+//     aggregated event after them share one `id`. A partial event's text is appended to the
+//     message with that id; the non-partial event holds the whole response and REPLACES it.
+//     Appending it instead would print the answer twice.
+//  2. Thoughts apart: a part with `thought: true` is reasoning, shown in a "Thinking" box.
+//  3. Text per part, not per event: join every text part of an event.
+//  4. Tool calls as they happen: a `functionCall` part shows the name and arguments; the
+//     `functionResponse` with the same call id fills in the result.
+//  5. Errors: an event's `errorCode`/`errorMessage`, and the server's `event: error` frame.
+// Text goes into the page with textContent, never innerHTML: model output is not markup.
+
+// Create an element with a class and optional text.
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+// The thought text and the answer text of one event (rule 3).
+export function eventText(event) {
+  const parts = event.content?.parts ?? [];
+  let thoughts = "";
+  let answer = "";
+  for (const part of parts) {
+    if (typeof part.text !== "string" || part.text === "") continue;
+    if (part.thought) thoughts += part.text;
+    else answer += part.text;
+  }
+  return { thoughts, answer };
+}
+
+const pretty = (value) => JSON.stringify(value ?? {}, null, 1).replace(/\n\s*/g, " ");
+
+export class Turn {
+  // `container` is the transcript; the turn appends its own <article> to it.
+  constructor(container, userText) {
+    this.root = el("article", "turn");
+    this.root.dataset.state = "streaming";
+    this.root.setAttribute("aria-busy", "true"); // screen readers wait for the finished turn
+    this.root.append(el("p", "bubble user", userText));
+    this.body = el("div", "bubble model");
+    this.status = el("p", "turn-status", "Waiting for the model…");
+    this.root.append(this.body, this.status);
+    container.append(this.root);
+    this.messages = new Map(); // Event id -> { node, thinking, thoughtNode, answerNode, thoughts, text }
+    this.calls = new Map(); // function call id -> { node, argsNode, resultNode }
+    this.events = 0;
+    this.usage = null;
+    this.modelError = null; // an event's errorCode, not yet shown
+    this.parser = null; // the stream's SSEParser (its lastEventId is where a resume starts)
+  }
+
+  // Fold one ADK event (already parsed from JSON) into the page.
+  apply(event) {
+    if (this.root.dataset.state !== "streaming") return; // stopped: later events are not shown
+    this.events += 1;
+    if (event.author === "user") return;
+    this.#applyText(event);
+    for (const part of event.content?.parts ?? []) {
+      if (part.functionCall) this.#applyCall(part.functionCall, Boolean(event.partial));
+      if (part.functionResponse) this.#applyResponse(part.functionResponse);
+    }
+    // ADK's own error (a model error, or a finish reason such as MAX_TOKENS). The reference
+    // server follows it with `event: error`, whose user-facing message is shown instead;
+    // the raw one goes under "Details".
+    if (event.errorCode) this.modelError = { code: event.errorCode, message: event.errorMessage ?? "" };
+    if (!event.partial && event.usageMetadata) this.usage = event.usageMetadata;
+    if (this.root.dataset.state === "streaming") this.status.textContent = "Streaming…";
+  }
+
+  #applyText(event) {
+    const { thoughts, answer } = eventText(event);
+    let message = this.messages.get(event.id);
+    if (!message) {
+      if (!thoughts && !answer) return; // a call, a response or an empty event: no message
+      message = this.#newMessage(event.id);
+    }
+    if (event.partial) {
+      message.thoughts += thoughts;
+      message.text += answer;
+    } else {
+      // The aggregate holds the whole response: replace, never append.
+      message.thoughts = thoughts;
+      message.text = answer;
+      message.node.dataset.complete = "true";
+    }
+    message.thoughtNode.textContent = message.thoughts;
+    message.thinking.hidden = message.thoughts === "";
+    message.answerNode.textContent = message.text;
+  }
+
+  #newMessage(id) {
+    const node = el("div", "message");
+    node.dataset.eventId = id;
+    const thinking = el("details", "thinking");
+    thinking.hidden = true;
+    thinking.append(el("summary", "", "Thinking"));
+    const thoughtNode = el("div", "thought-text");
+    thinking.append(thoughtNode);
+    const answerNode = el("div", "answer");
+    node.append(thinking, answerNode);
+    this.body.append(node);
+    const message = { node, thinking, thoughtNode, answerNode, thoughts: "", text: "" };
+    this.messages.set(id, message);
+    return message;
+  }
+
+  #applyCall(call, partial) {
+    const key = call.id ?? `call-${this.calls.size}`;
+    let tool = this.calls.get(key);
+    if (!tool) {
+      const node = el("div", "tool-call");
+      node.dataset.callId = key;
+      node.dataset.status = "calling";
+      const nameNode = el("span", "tool-name");
+      const argsNode = el("code", "tool-args");
+      const resultNode = el("div", "tool-result", "running…");
+      const head = el("div", "tool-head");
+      head.append(el("span", "tool-badge", "tool"), nameNode, argsNode);
+      node.append(head, resultNode);
+      this.body.append(node);
+      tool = { node, nameNode, argsNode, resultNode, args: {} };
+      this.calls.set(key, tool);
+    }
+    if (call.name) tool.nameNode.textContent = call.name;
+    if (partial && call.partialArgs) {
+      // A streamed call still arriving (Vertex AI): show the arguments growing; run nothing.
+      for (const arg of call.partialArgs) {
+        const name = (arg.jsonPath ?? "$").replace(/^\$\./, "");
+        if (arg.stringValue !== undefined) tool.args[name] = (tool.args[name] ?? "") + arg.stringValue;
+        else if (arg.numberValue !== undefined) tool.args[name] = arg.numberValue;
+        else if (arg.boolValue !== undefined) tool.args[name] = arg.boolValue;
+      }
+    } else if (call.args) {
+      tool.args = call.args;
+    }
+    tool.argsNode.textContent = pretty(tool.args);
+  }
+
+  #applyResponse(response) {
+    const tool = this.calls.get(response.id) ??
+      [...this.calls.values()].find((t) => t.nameNode.textContent === response.name && t.node.dataset.status === "calling");
+    if (!tool) return;
+    tool.node.dataset.status = "done";
+    tool.resultNode.textContent = `→ ${pretty(response.response)}`;
+  }
+
+  // An error to show: the server's `event: error`, a failed request, or an event's errorCode.
+  showError(code, message) {
+    const box = el("div", "error");
+    box.setAttribute("role", "alert");
+    box.append(el("strong", "error-code", code), el("span", "error-message", message));
+    if (this.modelError && this.modelError.code !== code) {
+      const details = el("details", "error-details");
+      details.append(el("summary", "", "Details"), el("code", "", `${this.modelError.code}: ${this.modelError.message}`));
+      box.append(details);
+    }
+    this.modelError = null;
+    this.body.append(box);
+  }
+
+  // The turn is over: state is "done", "stopped" or "error".
+  finish(state, note = "") {
+    if (this.root.dataset.state !== "streaming") return; // the first ending wins
+    if (this.modelError) this.showError(this.modelError.code, this.modelError.message); // not reported otherwise
+    this.root.dataset.state = state;
+    this.root.setAttribute("aria-busy", "false");
+    for (const message of this.messages.values()) {
+      if (state === "stopped" && !message.node.dataset.complete) message.node.dataset.stopped = "true";
+    }
+    const tokens = this.usage?.totalTokenCount;
+    const label = { done: "Done", stopped: "Stopped", error: "Failed" }[state];
+    const facts = [`${this.events} events`, tokens ? `${tokens} tokens` : "", note].filter(Boolean);
+    this.status.textContent = `${label} · ${facts.join(" · ")}`;
+  }
+}
