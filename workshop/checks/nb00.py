@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import io
 
-from ._report import fail, passed
+from ._report import CountingStdout, fail, passed
 
 PROMPT = "Count to 12"
 
@@ -49,22 +48,10 @@ def diagnose_stream_answer(printed: str, returned, expected: str) -> tuple[str, 
     return None
 
 
-class _Writes(io.StringIO):
-    """stdout that also counts the writes holding text, to tell streaming from one print."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.text_writes = 0
-
-    def write(self, s: str) -> int:
-        self.text_writes += bool(s.strip())
-        return super().write(s)
-
-
 async def check_stream_answer(stream_answer, runner, session_service, user_id: str = "learner") -> None:
     """Run the learner's function on a fresh session; compare printed, returned and stored text."""
     session = await session_service.create_session(app_name=runner.app_name, user_id=user_id)
-    buffer = _Writes()
+    buffer = CountingStdout()
     with contextlib.redirect_stdout(buffer):
         returned = await stream_answer(runner, user_id, session.id, PROMPT)
     stored = await session_service.get_session(app_name=runner.app_name, user_id=user_id, session_id=session.id)

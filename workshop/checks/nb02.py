@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import io
 import logging
 from collections.abc import Callable
 
-from ._report import fail, passed
+from ._report import CountingStdout, fail, passed
 
 APP, USER, SESSION = "test", "u1", "s1"  # the seed's verification snippet's names
 COUNT_PROMPT = "Count to 5"
@@ -85,21 +84,9 @@ def without_thoughts(events: list) -> list:
     return out
 
 
-class _Writes(io.StringIO):
-    """stdout that also counts the writes holding text, to tell streaming from one print."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.text_writes = 0
-
-    def write(self, s: str) -> int:
-        self.text_writes += bool(s.strip())
-        return super().write(s)
-
-
 def run_typewriter(typewriter: Callable, events: list) -> tuple[str, object, int]:
     """Call the learner's function on a copy of the events; (printed, returned, text writes)."""
-    buffer = _Writes()
+    buffer = CountingStdout()
     with contextlib.redirect_stdout(buffer):
         returned = typewriter(iter(list(events)))
     return buffer.getvalue(), returned, buffer.text_writes
