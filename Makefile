@@ -4,19 +4,21 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup lab test lint exercises clean-notebooks emulator serve clean
+.PHONY: setup lab test lint exercises clean-notebooks emulator serve bench load clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "google-adk 2.13 needs Python 3.11 or newer: run make with PYTHON=python3.11 (or newer)")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@# No "Jupyter news" prompt: the workshop runs offline.
+	@$(BIN)/jupyter labextension disable --level=sys_prefix "@jupyterlab/apputils-extension:announcements" >/dev/null
 	@touch $(STAMP)
 
 setup: $(STAMP)  ## create .venv and install the pinned requirements (the other targets do it for you)
 
-# Offline-friendly: no update or news checks; --allow-root only where we are root (containers).
+# Offline-friendly: no update checks; --allow-root only where we are root (containers).
 LAB_FLAGS := --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate \
-             --LabApp.news_url=None $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
+             $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
 lab: $(STAMP)  ## open JupyterLab on the exercise notebooks
 	cd notebooks && ../$(BIN)/jupyter lab $(LAB_FLAGS) $(LAB_ARGS)
@@ -40,6 +42,12 @@ emulator: $(STAMP)  ## run the offline Gemini emulator standalone on 127.0.0.1:8
 
 serve: $(STAMP)  ## run the reference SSE server on 127.0.0.1:$${PORT:-8000} (offline emulator unless a key is set)
 	$(BIN)/python -m workshop.reference_server
+
+bench: $(STAMP)  ## measure what streaming costs (4 configurations, offline); results in results/bench/
+	$(BIN)/python -m workshop.bench $(BENCH_ARGS)
+
+load: $(STAMP)  ## load test: 200 concurrent streaming conversations (offline, realistic pacing): p50/p99 latency, memory
+	$(BIN)/python -m workshop.loadtest --streams 200 $(LOAD_ARGS)
 
 clean:  ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
