@@ -1,0 +1,59 @@
+"""The benchmark (``make bench``) runs, measures every configuration, and writes its results."""
+
+import json
+import math
+
+import pytest
+
+from workshop.bench import CONFIGS, QUICK, percentile, run_benchmark, summary, write_results
+from workshop.bench.report import format_report
+
+
+def test_percentile_matches_numpy_linear():
+    np = pytest.importorskip("numpy")
+    samples = [5.0, 1.0, 9.0, 3.0, 7.0, 2.0, 8.0]
+    for q in (0, 10, 50, 90, 99, 100):
+        assert percentile(samples, q) == pytest.approx(float(np.percentile(samples, q)))
+    assert math.isnan(percentile([], 50))
+    s = summary([1, 2, 3], scale=1000)
+    assert s["n"] == 3 and s["median"] == 2000
+
+
+async def test_quick_run_measures_every_configuration(tmp_path):
+    results = await run_benchmark(QUICK, progress=None)
+    assert set(results["pacing"]) == {"zero", "realistic"}
+    for pacing, data in results["pacing"].items():
+        assert set(data["configs"]) == set(CONFIGS)
+        for config, levels in data["configs"].items():
+            assert set(levels) == {str(n) for n in QUICK.concurrency}
+            for n, cell in levels.items():
+                where = f"{pacing}/{config}/{n}"
+                assert cell["streams"] == int(n) * QUICK.batches[int(n)], where
+                assert cell["chunk_events"] >= cell["streams"] * QUICK.count_to, where
+                assert cell["unmatched"] == 0, where  # every chunk matched to its emulator send time
+                for metric in ("ttfe_ms", "to_model_ms", "latency_ms", "gap_ms"):
+                    stats = cell[metric]
+                    assert stats["median"] >= 0 and stats["p99"] >= stats["median"], (where, metric, stats)
+                assert cell["ttfe_ms"]["median"] > 0, where
+                assert cell["events_per_s"]["median"] > 0, where
+                assert cell["cpu_ms_per_event"] > 0, where
+        if pacing == "realistic":  # the first chunk cannot arrive before the model sends it
+            for config in CONFIGS:
+                assert data["configs"][config]["1"]["ttfe_ms"]["median"] >= data["first_token_s"] * 1000
+                # and it is not held back: a server socket without TCP_NODELAY (Nagle against the
+                # client's delayed ACK) would add about 40 ms to every chunk
+                assert data["configs"][config]["1"]["latency_ms"]["median"] < 20, config
+    for config in CONFIGS:
+        assert results["memory"][config]["still_open"] == QUICK.memory_streams
+        assert results["memory"][config]["traced_kib_per_stream"] > 0
+    for name in ("reference", "run_sse"):
+        assert results["profile"][name]["by_category"]
+    assert results["ratios"]["zero"]["vs_raw"]["reference"]["1"]["latency_ms_median"] > 0
+    assert set(results["goals"]) == {"reference_vs_run_sse", "http_layer_added_ms", "p99_gap_at_max_streams"}
+    assert "ratios vs ADK /run_sse" in format_report(results)
+
+    path = write_results(results, tmp_path)
+    again = json.loads(path.read_text())
+    assert again["pacing"]["zero"]["configs"]["raw"]["1"]["streams"] == QUICK.batches[1]
+    assert (tmp_path / "throughput.png").stat().st_size > 1000
+    assert (tmp_path / "latency_realistic.png").is_file()
