@@ -28,7 +28,8 @@ lint: $(STAMP)
 
 test: $(STAMP) lint  ## lint, check notebooks/ is up to date, run every test (solutions via nbmake)
 	$(BIN)/python -m workshop.exercises --check
-	$(BIN)/python -m pytest -n 2 --nbmake --nbmake-timeout=300 tests solutions
+	@# 4 workers on 2 cores: the notebooks mostly wait on the emulator's model-like pacing.
+	$(BIN)/python -m pytest -n 4 --nbmake --nbmake-timeout=300 tests solutions
 
 exercises: $(STAMP)  ## regenerate notebooks/ from solutions/
 	$(BIN)/python -m workshop.notebooks clean solutions/*.ipynb
