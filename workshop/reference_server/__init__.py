@@ -15,13 +15,44 @@ The contract (later lessons, the browser page and the tests rely on it):
 - ``POST /api/sessions``: 201 ``{"session_id": "..."}`` (random), owned by the caller.
 - ``POST /api/sessions/{session_id}/messages`` with ``{"text": "..."}``: 200
   ``text/event-stream``; one frame per ADK event (``id:`` 1, 2, ..., ``data:`` the event as
-  ``model_dump_json(exclude_none=True, by_alias=True)``), then ``event: done``; a failure
-  after the first byte is ``event: error`` with ``{"error": {"code", "message"}}``
-  (codes: ``errors.STREAM_ERRORS``), then a clean close.
+  ``model_dump_json(exclude_none=True, by_alias=True)``), then exactly one terminal frame:
+  ``event: done`` (success, ``{"events": n}``), ``event: error`` with
+  ``{"error": {"code", "message"}}`` (codes: ``errors.STREAM_ERRORS`` and
+  ``turns.TURN_ERRORS``), or ``event: cancelled`` with ``{"reason": "cancel_requested" |
+  "abandoned" | "shutdown"}``; then a clean close. Every frame has an ``id:``.
 - Before the first byte: 401 (token), 404 ``SESSION_NOT_FOUND`` (unknown or another
-  user's session), 413 ``PAYLOAD_TOO_LARGE`` (body over ``MAX_BODY_BYTES``), 400
-  ``INVALID_JSON``, 422 ``INVALID_REQUEST`` (missing, blank, wrong-typed or extra fields).
-  Every error body is ``{"error": {"code": "...", "message": "..."}}``.
+  user's session, or an id over 128 characters), 409 ``TURN_IN_PROGRESS`` (a turn of the
+  session is still running), 413 ``PAYLOAD_TOO_LARGE`` (body over ``MAX_BODY_BYTES``), 415
+  ``UNSUPPORTED_MEDIA_TYPE`` (a Content-Type other than JSON; none is read as JSON), 400
+  ``INVALID_JSON``, 422 ``INVALID_REQUEST`` (missing, blank, wrong-typed or extra fields;
+  the body holds one text, so one part: arrays and ``parts`` are rejected), and 503
+  ``MODEL_UNAVAILABLE`` / ``RATE_LIMITED`` with ``Retry-After`` when the model fails before
+  its first event even after google-genai's retries (``Settings.retry_options``; the
+  server waits at most ``first_event_wait_s`` for that first event before it commits to the
+  200 stream). Every error body is ``{"error": {"code": "...", "message": "..."}}``.
+- ``POST /api/sessions/{session_id}/cancel``: stops the running turn (ADK's
+  ``abort_signal``; the model request is closed), answers ``{"cancelled": true}`` once it
+  has stopped (``false`` if no turn was running); the stream ends with ``event: cancelled``.
+- ``GET /api/sessions/{session_id}/stream`` with ``Last-Event-ID: <id>`` (or
+  ``?last_event_id=<id>``; none: 0): the frames of the session's latest turn after that id,
+  then the rest live, to its terminal frame; the model is not called again (ids restart at 1
+  with each turn, so an id is only meaningful for the latest turn). 404
+  ``NO_TURN_TO_RESUME`` if there is none (or it expired), 400 ``INVALID_LAST_EVENT_ID``.
+
+A turn runs in its own task (``turns.TurnManager``) and writes its frames to a replay buffer
+(``replay.ReplayStore``; ``InMemoryReplayStore`` by default, ``Settings.replay_store`` for a
+shared one); requests only read that buffer. A client that drops its connection does not
+stop the turn: it runs on for ``WORKSHOP_RESUME_GRACE_S`` (default 30 s) and is cancelled if
+no client has resumed by then. An ended turn's frames stay resumable for
+``WORKSHOP_REPLAY_TTL_S`` (default 300 s). CORS is closed unless
+``WORKSHOP_CORS_ORIGINS="https://app.example.com"`` names the origins (``production.py``
+lists every setting and default).
+
+What the session keeps: a completed turn, the user's message and the final events. A turn
+cancelled (or abandoned): the user's message and ADK's event with
+``error_code="INVOCATION_ABORTED"``, no partial answer. A failure (before or after the first
+byte): the user's message and ADK's error event if it made one, no partial answer. Partial events are never
+persisted, so the next message always works.
 """
 
 from .agent import build_agent, get_weather
@@ -37,23 +68,35 @@ from .errors import (
     install_error_handlers,
 )
 from .messages import MAX_BODY_BYTES, MessageIn, read_message
+from .production import default_retry_options, hardening_from_env
+from .replay import Frame, InMemoryReplayStore, ReplayStore, Tail
 from .streaming import in_own_task, sse_frames
+from .turns import TURN_ERRORS, Turn, TurnManager
 
 __all__ = [
     "DEV_USER",
     "MAX_BODY_BYTES",
     "STATIC_DIR",
     "STREAM_ERRORS",
+    "TURN_ERRORS",
     "BackgroundServer",
+    "Frame",
+    "InMemoryReplayStore",
     "MessageIn",
+    "ReplayStore",
     "Settings",
+    "Tail",
+    "Turn",
+    "TurnManager",
     "api_error",
     "build_agent",
     "classify_error_code",
     "classify_exception",
     "create_app",
+    "default_retry_options",
     "error_frame",
     "get_weather",
+    "hardening_from_env",
     "in_own_task",
     "install_error_handlers",
     "make_current_user",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from google.adk.agents import Agent
+from google.adk.models import BaseLlm
 
 from ..backend import model_name
 
@@ -32,8 +33,11 @@ def get_weather(city: str) -> dict:
     return {"city": city, "forecast": forecast, "temperature_c": temperature_c}
 
 
-def build_agent(model: str | None = None) -> Agent:
-    """The agent the reference server (and ADK's built-in server, in notebook 05) serves."""
+def build_agent(model: str | BaseLlm | None = None) -> Agent:
+    """The agent the reference server (and ADK's built-in server, in notebook 05) serves.
+
+    ``model``: a model name, or a model object such as ``Gemini(model=..., retry_options=...)``
+    (the reference server passes one with its retry options)."""
     return Agent(
         name="assistant",
         model=model or model_name(),

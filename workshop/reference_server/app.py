@@ -5,6 +5,7 @@ version (keep the two consistent). Run it with ``make serve`` or
 ``python -m workshop.reference_server``.
 """
 
+import asyncio
 import contextlib
 import os
 import secrets
@@ -13,22 +14,37 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from fastapi.staticfiles import StaticFiles
 from google.adk.agents import BaseAgent
 from google.adk.agents.run_config import RunConfig, StreamingMode
+from google.adk.models import Gemini
 from google.adk.runners import Runner
 from google.adk.sessions import BaseSessionService, InMemorySessionService, Session
 from google.adk.sessions.base_session_service import GetSessionConfig
 from google.genai import types
 
+from ..backend import model_name
 from .agent import build_agent
 from .auth import TOKENS_ENV, make_current_user, parse_tokens
-from .errors import api_error, error_body, install_error_handlers
+from .errors import STREAM_ERRORS, api_error, error_body, install_error_handlers
 from .messages import MAX_BODY_BYTES, MessageIn, read_message
-from .streaming import in_own_task, sse_frames
+from .production import (
+    DEFAULT_FIRST_EVENT_WAIT_S,
+    DEFAULT_REPLAY_TTL_S,
+    DEFAULT_RESUME_GRACE_S,
+    MAX_SESSION_ID_CHARS,
+    RETRY_AFTER_S,
+    default_retry_options,
+    hardening_from_env,
+    last_event_id,
+    require_json,
+)
+from .replay import InMemoryReplayStore, ReplayStore
+from .turns import Turn, TurnManager
 
 STATIC_DIR = Path(__file__).parent / "static"
 DEV_USER = "developer"
@@ -53,7 +69,9 @@ class Settings:
 
     ``tokens`` maps a bearer token to a user id. ``session_service`` is where
     conversations live (in memory by default; any ADK ``BaseSessionService``).
-    ``agent`` defaults to ``build_agent()``. Tokens never appear in ``repr``.
+    ``agent`` defaults to ``build_agent()`` on ``Gemini(model=..., retry_options=retry_options)``.
+    Tokens never appear in ``repr``. The production fields (grace period, replay time, first
+    event wait, retries, CORS origins, replay store) are documented in ``production.py``.
     """
 
     tokens: dict[str, str] = field(repr=False)
@@ -63,11 +81,28 @@ class Settings:
     run_config: RunConfig = field(default_factory=_sse_run_config)
     static_dir: Path = STATIC_DIR
     dev_token: str | None = field(default=None, repr=False)  # set when generated for development
+    # Production behaviour (production.py documents each, with its environment variable).
+    resume_grace_s: float = DEFAULT_RESUME_GRACE_S
+    replay_ttl_s: float = DEFAULT_REPLAY_TTL_S
+    first_event_wait_s: float = DEFAULT_FIRST_EVENT_WAIT_S
+    retry_options: types.HttpRetryOptions | None = field(default_factory=default_retry_options)
+    cors_origins: tuple[str, ...] = ()
+    replay_store: ReplayStore | None = None  # None: InMemoryReplayStore(replay_ttl_s)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> "Settings":
-        """Tokens from WORKSHOP_TOKENS ("tok-a:alice,tok-b:bob"); unset: one random dev token."""
+        """Tokens from WORKSHOP_TOKENS ("tok-a:alice,tok-b:bob"); unset: one random dev token.
+        Sessions in DATABASE_URL (unset: SQLite in .workshop/sessions.db; see persistence.py);
+        the replay buffer there too with WORKSHOP_REPLAY_STORE=database."""
         environ = os.environ if environ is None else environ
+        overrides = {**hardening_from_env(environ), **overrides}
+        from .persistence import replay_store_from_env, session_service_from_env
+
+        if "session_service" not in overrides:
+            overrides["session_service"] = session_service_from_env(environ)
+        if "replay_store" not in overrides:  # WORKSHOP_REPLAY_STORE=database: shared by processes
+            overrides["replay_store"] = replay_store_from_env(
+                environ, overrides.get("replay_ttl_s", DEFAULT_REPLAY_TTL_S))
         spec = environ.get(TOKENS_ENV, "").strip()
         if spec:
             return cls(tokens=parse_tokens(spec), **overrides)
@@ -79,15 +114,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The FastAPI app of the reference server. The environment must already point at a
     model (call ``workshop.setup()`` first; ``python -m workshop.reference_server`` does)."""
     settings = settings or Settings.from_env()
-    agent = settings.agent or build_agent()
+    agent = settings.agent or build_agent(Gemini(model=model_name(), retry_options=settings.retry_options))
     session_service = settings.session_service
     app_name = settings.app_name
     runner = Runner(app_name=app_name, agent=agent, session_service=session_service)
     current_user = make_current_user(settings.tokens)
+    store = settings.replay_store or InMemoryReplayStore(ttl_s=settings.replay_ttl_s)
+    turns = TurnManager(runner, store, settings.run_config, grace_s=settings.resume_grace_s)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        await turns.close()
         await runner.close()
 
     app = FastAPI(
@@ -97,10 +135,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.runner = runner
+    app.state.turns = turns
+    app.state.replay_store = store
     install_error_handlers(app)
+    if settings.cors_origins:  # closed by default: no CORS header, so browsers block other origins
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+                           allow_methods=["GET", "POST"], allow_credentials=False, max_age=600,
+                           allow_headers=["Authorization", "Content-Type", "Last-Event-ID"])
 
     async def owned_session(session_id: str, user: Annotated[str, Depends(current_user)]) -> Session:
         """The caller's session, or 404: a foreign id gets the same answer as an unknown one."""
+        if len(session_id) > MAX_SESSION_ID_CHARS:  # never sent to the session service
+            raise api_error(404, "SESSION_NOT_FOUND", "No such session.")
         session = await session_service.get_session(
             app_name=app_name, user_id=user, session_id=session_id,
             config=GetSessionConfig(num_recent_events=0),
@@ -108,6 +154,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if session is None:
             raise api_error(404, "SESSION_NOT_FOUND", "No such session.")
         return session
+
+    async def started_turn(
+        session: Annotated[Session, Depends(owned_session)],
+        _json: Annotated[None, Depends(require_json)],
+        message: Annotated[MessageIn, Depends(read_message)],
+    ) -> Turn:
+        """Start the turn, and wait (at most ``first_event_wait_s``) for the model's first
+        event: a model that fails before it (429/503, after google-genai's retries) is
+        answered 503 with JSON, no stream opened."""
+        if turns.running(session.id) is not None:
+            raise api_error(409, "TURN_IN_PROGRESS",
+                            "A turn of this session is still running: wait for it or cancel it.")
+        turn = await turns.start(session.user_id, session.id, message.text)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(turn.decided.wait(), settings.first_event_wait_s)
+        code = turn.failed_before_first_byte()
+        if code is not None:
+            raise api_error(503, code, STREAM_ERRORS[code], headers={"Retry-After": str(RETRY_AFTER_S)})
+        return turn
+
+    async def resumable(session: Annotated[Session, Depends(owned_session)],
+                        request: Request) -> tuple[str, int]:
+        """(session id, last frame id seen), or 404 if the session has no turn to resume."""
+        after = last_event_id(request)
+        if await store.read(session.id, after) is None:
+            raise api_error(404, "NO_TURN_TO_RESUME",
+                            "This session has no turn to resume (none yet, or it expired).")
+        return session.id, after
 
     @app.get("/", include_in_schema=False)
     async def index():
@@ -137,21 +211,40 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        (400, "INVALID_JSON", "The body is not JSON"),
                        (401, "UNAUTHENTICATED", "Missing or unknown bearer token"),
                        (404, "SESSION_NOT_FOUND", "No such session (or not yours)"),
+                       (409, "TURN_IN_PROGRESS", "A turn of this session is still running"),
                        (413, "PAYLOAD_TOO_LARGE", f"Body over {MAX_BODY_BYTES} bytes"),
-                       (422, "INVALID_REQUEST", "JSON of the wrong shape")]},
+                       (415, "UNSUPPORTED_MEDIA_TYPE", "Body not declared as JSON"),
+                       (422, "INVALID_REQUEST", "JSON of the wrong shape"),
+                       (503, "MODEL_UNAVAILABLE", "The model failed before the first byte "
+                                                  "(also RATE_LIMITED), after retries")]},
     )
     async def post_message(
-        session: Annotated[Session, Depends(owned_session)],
-        message: Annotated[MessageIn, Depends(read_message)],
+        turn: Annotated[Turn, Depends(started_turn)],
     ) -> AsyncIterator[ServerSentEvent]:
-        """Stream the agent's answer: one frame per ADK event, then ``done`` (or ``error``)."""
-        content = types.Content(role="user", parts=[types.Part(text=message.text)])
-        run = runner.run_async(
-            user_id=session.user_id, session_id=session.id, new_message=content,
-            run_config=settings.run_config,
-        )
-        async for frame in sse_frames(in_own_task(run)):  # a client that leaves closes the model call
+        """Stream the agent's answer: one frame per ADK event, then ``done`` (or ``error``, or
+        ``cancelled``). The turn runs on if the client leaves; resume it with ``GET .../stream``."""
+        async for frame in turns.follow(turn.session_id):
             yield frame
+
+    @app.get("/api/sessions/{session_id}/stream", response_class=EventSourceResponse)
+    async def resume_stream(
+        resume: Annotated[tuple[str, int], Depends(resumable)],
+    ) -> AsyncIterator[ServerSentEvent]:
+        """The session's latest turn from the frame after ``Last-Event-ID`` (header) or
+        ``?last_event_id=``: the missed frames, then the rest live, to its terminal frame."""
+        session_id, after = resume
+        async for frame in turns.follow(session_id, after):
+            yield frame
+
+    @app.post("/api/sessions/{session_id}/cancel")
+    async def cancel_turn(session: Annotated[Session, Depends(owned_session)]) -> dict:
+        """Stop the session's running turn (its stream ends with ``event: cancelled``).
+        ``{"cancelled": false}`` when no turn is running."""
+        turn = turns.running(session.id)
+        if turn is None:
+            return {"cancelled": False}
+        await turns.cancel(turn, "cancel_requested")
+        return {"cancelled": True}
 
     if settings.static_dir.is_dir():
         app.mount("/static", StaticFiles(directory=settings.static_dir), name="static")

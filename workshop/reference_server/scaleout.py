@@ -1,0 +1,214 @@
+"""Scale-out on one machine: reference-server processes, and a round-robin TCP proxy in front.
+
+    with ServerProcess(env) as a, ServerProcess(env) as b:      # python -m workshop.reference_server
+        with RoundRobinProxy([a.address, b.address]) as proxy:  # one port for both
+            httpx.post(f"{proxy.url}/api/sessions", ...)
+
+``ServerProcess`` runs ``python -m workshop.reference_server`` on a free loopback port with the
+given environment (``DATABASE_URL``, ``WORKSHOP_TOKENS``, ``GOOGLE_GEMINI_BASE_URL``...) and
+waits for ``/healthz``; ``stop()`` sends SIGTERM (uvicorn drains), then kills after a timeout.
+
+``RoundRobinProxy`` is a layer-4 balancer (like HAProxy in ``mode tcp``): each new TCP
+connection goes to the next backend. It balances connections, not requests: a client that
+keeps its connection alive stays on one process, so a test that wants every request on the
+next process opens a new connection per request (``Connection: close``). An HTTP balancer
+(nginx, a cloud load balancer) balances requests; either way nothing but the database is
+shared, which is the point.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import itertools
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+
+import httpx
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+class ServerProcess:
+    """``python -m workshop.reference_server`` in a child process on ``host:port``; its
+    environment is this process's with ``env`` on top (a value of None removes a variable)."""
+
+    def __init__(self, env: Mapping[str, str | None], host: str = "127.0.0.1", port: int = 0) -> None:
+        self.host = host
+        self.port = port or free_port(host)
+        merged = {**os.environ, "LOG_LEVEL": "warning", **env, "HOST": host, "PORT": str(self.port)}
+        self.env = {name: value for name, value in merged.items() if value is not None}  # None: unset
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.host, self.port
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def launch(self) -> ServerProcess:
+        """Start the process without waiting (``wait_ready()`` waits)."""
+        self._log = tempfile.TemporaryFile()  # a pipe nobody reads would block the server when full
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "workshop.reference_server"], env=self.env,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._log,
+        )
+        atexit.register(self.stop)  # never outlive this process (a notebook kernel, a test run)
+        return self
+
+    def wait_ready(self, timeout: float = 30) -> ServerProcess:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                err = self.log()[-2000:]
+                raise RuntimeError(f"reference server exited with {self.process.returncode}: {err}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"reference server did not answer on {self.url} in {timeout} s")
+            time.sleep(0.05)
+
+    def start(self, timeout: float = 30) -> ServerProcess:
+        return self.launch().wait_ready(timeout)
+
+    def stop(self, timeout: float = 5) -> None:
+        """SIGTERM (uvicorn closes the port and drains), then SIGKILL after ``timeout``."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        atexit.unregister(self.stop)
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout)
+
+    def log(self) -> str:
+        """What the process wrote to stderr so far (warnings and errors)."""
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")
+
+    def rss_bytes(self) -> int:
+        """The process's resident memory now (Linux ``/proc``)."""
+        with open(f"/proc/{self.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        raise RuntimeError("no VmRSS")
+
+    def __enter__(self) -> ServerProcess:
+        return self.start() if self.process is None else self.wait_ready()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_processes(n: int, env: Mapping[str, str | None], timeout: float = 60) -> list[ServerProcess]:
+    """``n`` server processes started in parallel (each takes a second or two to import)."""
+    servers = [ServerProcess(env).launch() for _ in range(n)]
+    try:
+        for server in servers:
+            server.wait_ready(timeout)
+    except BaseException:
+        for server in servers:
+            server.stop()
+        raise
+    return servers
+
+
+class RoundRobinProxy:
+    """A TCP proxy on ``host:port`` (0: a free port), each connection to the next backend,
+    on its own thread and event loop. ``connections[i]``: connections sent to backend i;
+    ``last``: the backend of the latest one."""
+
+    def __init__(self, backends: list[tuple[str, int]], host: str = "127.0.0.1", port: int = 0) -> None:
+        self.backends = list(backends)
+        self.connections = [0] * len(self.backends)
+        self.last: int | None = None  # the backend that got the latest connection
+        self._next = itertools.cycle(range(len(self.backends)))
+        self._sock = socket.socket()
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((host, port))
+        self.host, self.port = self._sock.getsockname()[:2]
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name=f"proxy-{self.port}",
+                                        daemon=True)
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        self._tasks.add(asyncio.current_task())
+        index = self.last = next(self._next)
+        self.connections[index] += 1
+        try:
+            server_r, server_w = await asyncio.open_connection(*self.backends[index])
+        except OSError:
+            client_w.close()
+            return
+        try:
+            await asyncio.gather(self._pipe(client_r, server_w), self._pipe(server_r, client_w))
+        finally:
+            self._tasks.discard(asyncio.current_task())
+
+    async def _start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, sock=self._sock)
+
+    async def _stop(self) -> None:
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def start(self) -> RoundRobinProxy:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
+        return self
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+        self._loop.close()
+        self._sock.close()
+
+    def __enter__(self) -> RoundRobinProxy:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
