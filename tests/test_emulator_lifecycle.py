@@ -106,5 +106,7 @@ def test_a_whole_answer_takes_as_long_as_streaming_all_of_it():
         with httpx.stream("POST", stream_url(handle), json=BODY, headers={"x-goog-api-key": "k"}) as r:
             start = time.perf_counter()
             arrivals = [time.perf_counter() - start for line in r.iter_lines() if line]
-    assert whole >= 0.05 + 0.01 * 19 * 0.9  # "Count to 20": 20 chunks
-    assert whole >= arrivals[-1] * 0.8 and arrivals[0] < whole / 2
+    # "Count to 20": 20 chunks. A lower bound from the pacing (2 % for timer resolution); load only
+    # adds to it, whereas comparing with a measured stream would be fragile on a loaded machine.
+    assert whole >= (0.05 + 0.01 * 19) * 0.98
+    assert arrivals[0] < whole / 2  # streaming's first chunk arrives long before the whole answer

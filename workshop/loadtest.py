@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import statistics
 import sys
 import tempfile
@@ -35,14 +34,8 @@ from pathlib import Path
 import httpx
 from httpx_sse import aconnect_sse
 
-
-def percentile(values: list[float], q: float) -> float:
-    """The ``q``-th percentile (0-100), nearest rank; NaN for no values."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), math.ceil(q / 100 * len(ordered))))
-    return ordered[rank - 1]
+# One percentile for the whole workshop (interpolated, NumPy's default; lesson 11 teaches it).
+from .bench.stats import percentile
 
 
 @dataclass
