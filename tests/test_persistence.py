@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 
 import httpx
 import pytest
@@ -21,27 +20,13 @@ from workshop.reference_server import BackgroundServer, Settings, create_app, pe
 from workshop.reference_server.persistence import (
     SerializedSqliteSessionService,
     describe,
-    prepare_database,
     redact_url,
     session_service_from_url,
 )
-from workshop.testing import REFERENCE_TOKENS
+from workshop.testing import REFERENCE_TOKENS, postgres_url
 
 ALICE = {"Authorization": "Bearer tok-alice"}
 BOB = {"Authorization": "Bearer tok-bob"}
-
-
-def postgres_url() -> str:
-    """The test database's URL, or skip (fail under CI) with the reason."""
-    url = os.environ.get("WORKSHOP_TEST_DATABASE_URL", "").strip()
-    if url:
-        asyncio.run(prepare_database(url))  # test workers must not race to create tables
-        return url
-    if os.environ.get("CI"):
-        pytest.fail("CI is set but WORKSHOP_TEST_DATABASE_URL is not: .ci/run starts PostgreSQL "
-                    "and exports it")
-    pytest.skip("PostgreSQL path: set WORKSHOP_TEST_DATABASE_URL=postgresql://user:pw@127.0.0.1/db "
-                "(.ci/run does)")
 
 
 def sse_turn(base: str, session_id: str, text: str, headers=ALICE) -> list[tuple[str, str]]:

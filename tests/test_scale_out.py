@@ -9,33 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 import uuid
 
 import httpx
-import pytest
 from httpx_sse import connect_sse
 
 from workshop.reference_server import BackgroundServer, Settings, create_app
-from workshop.reference_server.persistence import prepare_database, session_service_from_url
+from workshop.reference_server.persistence import session_service_from_url
 from workshop.reference_server.scaleout import RoundRobinProxy, start_processes
+from workshop.testing import postgres_url
 
 TOKENS = "tok-alice:alice,tok-bob:bob"
 ALICE = {"Authorization": "Bearer tok-alice"}
 BOB = {"Authorization": "Bearer tok-bob"}
-
-
-def postgres_url() -> str:
-    url = os.environ.get("WORKSHOP_TEST_DATABASE_URL", "").strip()
-    if url:
-        asyncio.run(prepare_database(url))  # two fresh processes must not race to create tables
-        return url
-    if os.environ.get("CI"):
-        pytest.fail("CI is set but WORKSHOP_TEST_DATABASE_URL is not: .ci/run starts PostgreSQL "
-                    "and exports it")
-    pytest.skip("PostgreSQL path: set WORKSHOP_TEST_DATABASE_URL=postgresql://user:pw@127.0.0.1/db "
-                "(.ci/run does)")
 
 
 def server_env(emulator_url: str, database_url: str) -> dict[str, str]:

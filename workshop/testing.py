@@ -54,3 +54,21 @@ def reference_server(emulator: EmulatorHandle):
     app = create_app(Settings(tokens=dict(REFERENCE_TOKENS)))
     with BackgroundServer(app) as server:
         yield server
+
+
+def postgres_url() -> str:
+    """The test PostgreSQL database's URL, or skip (fail under CI, where .ci/run provides it)."""
+    import asyncio
+    import os
+
+    from .reference_server.persistence import prepare_database
+
+    url = os.environ.get("WORKSHOP_TEST_DATABASE_URL", "").strip()
+    if url:
+        asyncio.run(prepare_database(url))  # workers and fresh processes must not race to create tables
+        return url
+    if os.environ.get("CI"):
+        pytest.fail("CI is set but WORKSHOP_TEST_DATABASE_URL is not: .ci/run starts PostgreSQL "
+                    "and exports it")
+    pytest.skip("PostgreSQL path: set WORKSHOP_TEST_DATABASE_URL=postgresql://user:pw@127.0.0.1/db "
+                "(.ci/run does)")
