@@ -13,6 +13,7 @@ import time
 import uuid
 
 import httpx
+import pytest
 from httpx_sse import connect_sse
 
 from workshop.reference_server import BackgroundServer, Settings, create_app
@@ -73,11 +74,12 @@ def continue_across_processes(emulator, proxy, servers) -> None:
         assert answer.status_code == 404 and answer.json()["error"]["code"] == "SESSION_NOT_FOUND"
 
 
-def test_two_processes_share_conversations_and_streams_on_sqlite(emulator, gemini_emulator_session,
-                                                                 tmp_path):
-    """Two processes on one SQLite file (WAL), sharing sessions and the replay buffer
-    (``WORKSHOP_REPLAY_STORE=database``), behind one proxy port."""
-    url = f"sqlite:///{tmp_path / 'sessions.db'}"
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_two_processes_share_conversations_and_streams(database, emulator, gemini_emulator_session,
+                                                       tmp_path):
+    """Two processes on one database (SQLite in WAL mode, or PostgreSQL), sharing sessions and the
+    replay buffer (``WORKSHOP_REPLAY_STORE=database``), behind one proxy port."""
+    url = f"sqlite:///{tmp_path / 'sessions.db'}" if database == "sqlite" else postgres_url()
     env = {**server_env(gemini_emulator_session.url, url), "WORKSHOP_REPLAY_STORE": "database"}
     servers = start_processes(2, env)
     try:
@@ -115,19 +117,6 @@ def test_resume_on_the_other_server_is_a_clear_404_with_the_default_store(emulat
         here = request("GET", f"{a.url}/api/sessions/{session_id}/stream",
                        headers={**ALICE, "Last-Event-ID": "1"})
         assert here.status_code == 200 and "event: done" in here.text
-
-
-def test_two_processes_share_conversations_and_streams_on_postgresql(emulator, gemini_emulator_session):
-    url = postgres_url()
-    env = {**server_env(gemini_emulator_session.url, url), "WORKSHOP_REPLAY_STORE": "database"}
-    servers = start_processes(2, env)
-    try:
-        with RoundRobinProxy([s.address for s in servers]) as proxy:
-            continue_across_processes(emulator, proxy, servers)
-        resume_across_processes(emulator, *servers)
-    finally:
-        for server in servers:
-            server.stop()
 
 
 # -- the replay buffer in the shared database (WORKSHOP_REPLAY_STORE=database) ----------------
