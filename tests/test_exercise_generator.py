@@ -30,6 +30,7 @@ from workshop.notebooks import (
     hygiene_problems,
     notebook_text,
     run_exercise_notebook,
+    write_notebook,
 )
 
 FIXTURES = Path(__file__).parent / "fixtures" / "exercises"
@@ -37,9 +38,17 @@ VALID_FIXTURES = [
     "00_region_in_function.ipynb",
     "01_regions_and_descriptions.ipynb",
     "02_solution_cells.ipynb",
-    "03_dirty.ipynb",
     "07_add_exercise.ipynb",
 ]
+
+
+@pytest.fixture
+def dirty_path(tmp_path: Path) -> Path:
+    """A notebook with outputs, counts and volatile metadata, written for this test only."""
+    dirty = runpy.run_path(str(FIXTURES / "build_fixtures.py"))["dirty_notebook"]()
+    path = tmp_path / "03_dirty.ipynb"
+    write_notebook(dirty, path)
+    return path
 
 
 def read_fixture(name: str) -> nbformat.NotebookNode:
@@ -202,8 +211,8 @@ def test_marker_errors_from_files_name_the_file(tmp_path):
 # --- the generated notebook ---------------------------------------------------------------------
 
 
-def test_generated_notebook_is_clean_and_otherwise_equal_to_the_solution():
-    solution = read_fixture("03_dirty.ipynb")
+def test_generated_notebook_is_clean_and_otherwise_equal_to_the_solution(dirty_path):
+    solution = nbformat.read(dirty_path, as_version=4)
     generated = generate_notebook(solution, 3)
     assert [(c.id, c.cell_type, c.source) for c in generated.cells] == [
         (c.id, c.cell_type, c.source) for c in solution.cells
@@ -283,8 +292,8 @@ def test_exercises_cli(tmp_path, capsys):
 # --- hygiene ------------------------------------------------------------------------------------
 
 
-def test_hygiene_problems_list_what_is_not_clean():
-    problems = hygiene_problems(FIXTURES / "03_dirty.ipynb")
+def test_hygiene_problems_list_what_is_not_clean(dirty_path):
+    problems = hygiene_problems(dirty_path)
     text = "\n".join(problems)
     for words in [
         "notebook metadata has ['widgets']",
@@ -330,8 +339,9 @@ def test_clean_notebook_gives_deterministic_ids_to_old_notebooks():
     nbformat.validate(cleaned)
 
 
-def test_notebooks_cli_cleans_in_place(tmp_path, capsys):
-    path = shutil.copy(FIXTURES / "03_dirty.ipynb", tmp_path / "03_dirty.ipynb")
+def test_notebooks_cli_cleans_in_place(dirty_path, capsys):
+    path = dirty_path
+    tmp_path = dirty_path.parent
     assert notebooks.main(["check", str(tmp_path)]) == 1
     assert notebooks.main(["clean", str(path)]) == 0
     assert "cleaned" in capsys.readouterr().out
