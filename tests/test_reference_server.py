@@ -277,9 +277,8 @@ def test_an_exception_in_the_run_becomes_internal_without_details(emulator):
 
 def test_idle_stream_gets_keepalive_comments(client, session_id, emulator, monkeypatch,
                                                reference_server):
-    import fastapi.routing
-
-    monkeypatch.setattr(fastapi.routing, "_PING_INTERVAL", 0.1)  # FastAPI's default: 15 s idle
+    # The reference server frames its streams itself (turns.encode); default: a ping after 15 s idle.
+    monkeypatch.setattr(reference_server.app.state.turns, "keepalive_s", 0.1)
     # The server waits for the model's first event before it opens the stream (at most
     # first_event_wait_s): shorten that wait so that the stream opens before the first token.
     monkeypatch.setattr(reference_server.app.state.settings, "first_event_wait_s", 0.05)

@@ -35,8 +35,9 @@ from google.adk.runners import Runner
 from google.genai import types
 
 from .errors import error_body, error_frame
+from .model_responses import closing_model_responses
 from .replay import Frame, ReplayStore
-from .streaming import in_own_task, sse_frames
+from .streaming import sse_frames
 
 logger = logging.getLogger("workshop.reference_server")
 
@@ -58,8 +59,15 @@ def turn_error_frame(code: str, frame_id: int) -> ServerSentEvent:
                            id=str(frame_id))
 
 
-def to_sse(frame: Frame) -> ServerSentEvent:
-    return ServerSentEvent(event=frame.event, raw_data=frame.data, id=str(frame.id))
+KEEPALIVE_S = 15.0  # an idle stream gets a `: ping` comment this often (proxies close silent ones)
+PING = b": ping\n\n"
+
+
+def encode(frame: Frame) -> bytes:
+    """One stored frame as SSE bytes: ``id:``, ``event:`` unless a plain message, ``data:``."""
+    event = f"event: {frame.event}\n" if frame.event else ""
+    data = "".join(f"data: {line}\n" for line in frame.data.split("\n"))
+    return f"id: {frame.id}\n{event}{data}\n".encode()
 
 
 def of_sse(sse: ServerSentEvent) -> Frame:
@@ -98,12 +106,14 @@ class TurnManager:
     """Starts, follows and cancels the turns of one server process."""
 
     def __init__(self, runner: Runner, store: ReplayStore, run_config: RunConfig, *,
-                 grace_s: float = 30.0, abort_wait_s: float = 0.25) -> None:
+                 grace_s: float = 30.0, abort_wait_s: float = 0.25,
+                 keepalive_s: float = KEEPALIVE_S) -> None:
         self.runner = runner
         self.store = store
         self.run_config = run_config
         self.grace_s = grace_s
         self.abort_wait_s = abort_wait_s
+        self.keepalive_s = keepalive_s
         self.turns: dict[str, Turn] = {}  # session id -> its latest turn in this process
 
     def running(self, session_id: str) -> Turn | None:
@@ -124,14 +134,17 @@ class TurnManager:
         return turn
 
     async def _produce(self, turn: Turn, run) -> None:
+        """Run the turn, appending its frames to the store. ADK is iterated right here: this
+        task is the turn's own (no request's cancel scope reaches it), so ADK's cleanup on a
+        cancel runs to the end, as ``in_own_task`` ensures for notebook 05's endpoint, without
+        a queue and a task per frame."""
         next_id = 1
         limit_hit = False
-        source = in_own_task(run)  # closed explicitly below: that closes the model's request
 
         async def events():
             nonlocal limit_hit
             try:
-                async for event in source:
+                async for event in run:
                     if event.error_code == ABORTED or turn.abort.is_set():
                         return  # the stream ends with `cancelled`, not ADK's abort event
                     if event.error_code == LIMIT_EXCEEDED:
@@ -153,8 +166,10 @@ class TurnManager:
 
         try:
             ours = events()
-            async with contextlib.aclosing(source), contextlib.aclosing(ours), \
-                    contextlib.aclosing(sse_frames(ours)) as frames:
+            # closing_model_responses: closes the model's HTTP response if ADK leaves it open
+            # (model_responses.py); aclosing(run): ADK's cleanup, which seals an aborted run.
+            async with closing_model_responses(), contextlib.aclosing(run), \
+                    contextlib.aclosing(ours), contextlib.aclosing(sse_frames(ours)) as frames:
                 async for sse in frames:
                     if turn.abort.is_set():
                         break
@@ -181,11 +196,8 @@ class TurnManager:
     async def cancel(self, turn: Turn, reason: str) -> None:
         """Stop the turn: ADK's abort signal first (ADK persists its INVOCATION_ABORTED event
         and closes the model request); if the run has not ended within ``abort_wait_s``,
-        cancel its task. Returns when the turn has ended.
-
-        Known issue (ADK 2.13 / google-genai 2.34, under CPU load, a few cancels in a hundred
-        in tests/test_production_server.py): the run ends at once but the model's HTTP
-        response stays open, unread, until the model finishes. The tests report it as xfail.
+        cancel its task. Returns when the turn has ended (and its model response is closed:
+        ``_produce`` closes any that ADK left open, see model_responses.py).
         """
         if not turn.running:
             return
@@ -211,30 +223,42 @@ class TurnManager:
             await self.cancel(turn, "abandoned")
 
     async def follow(self, session_id: str, after: int = 0, *,
-                     poll_s: float = 1.0) -> AsyncIterator[ServerSentEvent]:
-        """The session's latest turn from frame ``after + 1``: stored frames first, then live
-        ones, to its terminal frame. While this generator runs, the turn has a client."""
+                     poll_s: float = 1.0) -> AsyncIterator[bytes]:
+        """The session's latest turn from frame ``after + 1``, as SSE bytes: stored frames
+        first, then live ones, to its terminal frame. Frames that are ready together go out as
+        one chunk (one write); an idle stream gets ``: ping`` every ``keepalive_s``. While this
+        generator runs, the turn has a client."""
         turn = self.turns.get(session_id)
         if turn is not None:
             turn.attached += 1
             if turn.grace_task is not None:
                 turn.grace_task.cancel()
                 turn.grace_task = None
+        loop = asyncio.get_running_loop()
+        keepalive_s = self.keepalive_s
         try:
             turn_id = None
+            last_write = loop.time()
             while True:
                 tail = await self.store.read(session_id, after)
                 if tail is None or (turn_id is not None and tail.turn_id != turn_id):
                     return
                 turn_id = tail.turn_id
-                for frame in tail.frames:
-                    yield to_sse(frame)
-                    after = frame.id
-                    if frame.terminal:
-                        return
-                if tail.finished:
+                frames = tail.frames
+                ended = tail.finished or any(f.terminal for f in frames)
+                if frames:
+                    end = next((i + 1 for i, f in enumerate(frames) if f.terminal), len(frames))
+                    frames = frames[:end]
+                    yield b"".join(encode(f) for f in frames)
+                    after = frames[-1].id
+                    last_write = loop.time()
+                elif loop.time() - last_write >= keepalive_s:
+                    yield PING
+                    last_write = loop.time()
+                if ended:
                     return
-                await self.store.wait(session_id, after, poll_s)
+                await self.store.wait(session_id, after,
+                                      min(poll_s, max(0.0, last_write + keepalive_s - loop.time())))
         finally:
             if turn is not None:
                 turn.attached -= 1
