@@ -9,12 +9,14 @@ own browser downloads are never used). Without a Chromium these tests skip, exce
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+import httpx
 import pytest
 from google.adk.agents import Agent
 from google.genai import types
@@ -202,6 +204,32 @@ def test_stop_aborts_the_stream(page, emulator):
         time.sleep(0.05)
     model_call = emulator.requests[-1]
     assert model_call.outcome == "client_closed" and model_call.chunks_sent < 100
+
+
+def test_a_dropped_connection_is_resumed_without_loss_or_repeat(page, server, emulator):
+    """The network drops twice mid-answer: the page resumes each time with Last-Event-ID, and
+    ends with the whole answer, each event applied once, from one model call."""
+    emulator.set_pacing(first_token_s=0, chunk_s=0.03)
+    calls = len(emulator.requests)
+    send(page, "Count to 40")
+    for shown in (8, 40):  # characters of answer on the page before each drop
+        page.wait_for_function(
+            f"document.querySelector('.turn:last-child .answer')?.textContent.length > {shown}")
+        assert server.drop_connections() >= 1
+        page.wait_for_function("document.querySelector('.turn:last-child .turn-status')"
+                               ".textContent.startsWith('Connection lost')", timeout=3000)
+    wait_state(page, "done", timeout_s=15)
+    assert last_answer(page).strip() == ", ".join(str(n) for n in range(1, 41)) + "."
+    status = page.inner_text(".turn:last-child .turn-status")
+    assert "resumed after 2 dropped connections" in status, status
+    # Each frame applied once: the page counted as many events as the server sent frames.
+    session_id = page.evaluate("document.getElementById('connection').dataset.session")
+    replay = httpx.get(f"{server.url}/api/sessions/{session_id}/stream?last_event_id=0",
+                       headers={"Authorization": f"Bearer {TOKEN}"})
+    done = [block for block in replay.text.split("\n\n") if "event: done" in block]
+    sent = json.loads(done[0].split("data: ", 1)[1])["events"]
+    assert f"{sent} events" in status, (sent, status)
+    assert len(emulator.requests) == calls + 1  # resumed from the buffer, never asked the model again
 
 
 def test_a_rejected_token_says_so(browser, server):

@@ -179,7 +179,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                             "A turn of this session is still running: wait for it or cancel it.")
         turn = await turns.start(session.user_id, session.id, message.text)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(turn.decided.wait(), settings.first_event_wait_s)
+            async with asyncio.timeout(settings.first_event_wait_s):
+                await turn.decided.wait()
         code = turn.failed_before_first_byte()
         if code is not None:
             raise api_error(503, code, STREAM_ERRORS[code], headers={"Retry-After": str(RETRY_AFTER_S)})

@@ -85,6 +85,15 @@ class BackgroundServer:
         self._sock.close()
         logging.getLogger("uvicorn.error").removeHandler(self._handler)
 
+    def drop_connections(self) -> int:
+        """Close every open client connection at once, without a word: what a network failure,
+        a proxy's timeout or a laptop's lid does to a stream (tests and notebook 09). The
+        server keeps running; returns how many connections were dropped."""
+        protocols = list(self._server.server_state.connections)
+        for protocol in protocols:  # transports belong to the server's loop: close them there
+            protocol.loop.call_soon_threadsafe(protocol.transport.abort)
+        return len(protocols)
+
     @property
     def running(self) -> bool:
         return self._thread.is_alive() and self._server.started and not self._server.should_exit

@@ -31,6 +31,7 @@ Secrets: ``redact_url`` hides a URL's password before it is printed or logged.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
@@ -326,10 +327,9 @@ class DatabaseReplayStore(ReplayStore):
             if last > after or ended or remaining <= 0:
                 return
             event = self._local.setdefault(session_id, asyncio.Event())
-            try:
-                await asyncio.wait_for(event.wait(), min(self.poll_s, remaining))
-            except TimeoutError:
-                pass
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(self.poll_s, remaining)):
+                    await event.wait()
 
     async def purge(self) -> int:
         sa = self._sa

@@ -16,6 +16,7 @@ frame is in), its frames stay readable for ``ttl_s`` seconds, then they are drop
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -125,10 +126,9 @@ class InMemoryReplayStore(ReplayStore):
         if log is None or (log.frames and log.frames[-1].id > after) or log.ended_at is not None:
             return
         changed = log.changed
-        try:
-            await asyncio.wait_for(changed.wait(), timeout)
-        except TimeoutError:
-            pass
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):  # not wait_for: no task per frame
+                await changed.wait()
 
     async def purge(self) -> int:
         expired = [sid for sid, log in self._logs.items() if self._expired(log)]

@@ -56,9 +56,16 @@ export class ChatClient {
     return this.#stream(response);
   }
 
-  // A later lesson adds GET /api/sessions/{id}/stream, to resume after a dropped connection
-  // with the last `id:` seen (SSEParser.lastEventId) in a Last-Event-ID header. Its method
-  // fetches with those headers and returns this.#stream(response), read like sendMessage's.
+  // GET /api/sessions/{id}/stream with Last-Event-ID: after a dropped connection, the frames
+  // of the session's latest turn after the last `id:` seen, then the rest live (notebook 09).
+  // Read like sendMessage's. A 404 NO_TURN_TO_RESUME means there is nothing left to resume.
+  async resume(sessionId, lastEventId, signal) {
+    const response = await fetch(`${this.base}/api/sessions/${encodeURIComponent(sessionId)}/stream`, {
+      headers: this.#headers({ Accept: "text/event-stream", "Last-Event-ID": lastEventId || "0" }),
+      signal,
+    });
+    return this.#stream(response);
+  }
 
   async #stream(response) {
     if (!response.ok) throw await apiError(response);

@@ -62,6 +62,7 @@ async function connect(token) {
     sessionId = await client.createSession();
     localStorage.setItem(TOKEN_KEY, token); // fine for a development token; the page never uses innerHTML
     setConnection(`Connected · session ${sessionId.slice(0, 8)}…`, true);
+    ui.connection.dataset.session = sessionId; // the whole id, for tools and tests
     ui.message.disabled = false;
     ui.message.focus();
   } catch (err) {
@@ -73,11 +74,11 @@ async function connect(token) {
   setBusy(false);
 }
 
-// Read one stream to its end. A resumed stream (Last-Event-ID, a later lesson) is read the
-// same way, into the same turn.
+// Read one stream to its end. A resumed stream (Last-Event-ID) is read the same way, into the
+// same turn.
 async function consume(response, turn) {
-  // turn.parser keeps lastEventId, what a resume would send as Last-Event-ID.
   for await (const frame of readSSE(response, { onParser: (parser) => (turn.parser = parser) })) {
+    if (frame.id) turn.lastEventId = frame.id; // where a resume starts, across connections
     if (frame.type === "message") {
       turn.apply(JSON.parse(frame.data));
     } else if (frame.type === "done") {
@@ -93,9 +94,48 @@ async function consume(response, turn) {
       return;
     } // other event types: ignored, so the server can add some without breaking the page
   }
-  // The body ended cleanly but without `event: done`.
-  turn.showError("INCOMPLETE", "The stream ended before the server said it was done.");
-  turn.finish("error");
+  // The body ended at a frame boundary but without a terminal frame: cut there.
+  throw new StreamCutError("The stream ended before the server said it was done.");
+}
+
+// A dropped connection (a network error, or a body cut short) is resumed where it broke:
+// GET .../stream with the last id seen, waiting longer before each attempt. The server keeps
+// the turn running for its grace period (30 s by default) and replays what was missed, so
+// nothing is lost or shown twice, and the model is not asked again.
+const RESUME_WAITS_MS = [250, 500, 1000, 2000, 4000];
+
+function isDrop(err, signal) {
+  return !signal.aborted && (err instanceof StreamCutError || err instanceof TypeError);
+}
+
+function sleep(ms, signal) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => { clearTimeout(timer); reject(signal.reason); }, { once: true });
+  });
+}
+
+async function consumeResuming(response, turn, signal) {
+  let attempt = 0;
+  for (;;) {
+    try {
+      await consume(response, turn);
+      return;
+    } catch (err) {
+      if (!isDrop(err, signal) || attempt === RESUME_WAITS_MS.length) throw err;
+    }
+    for (;;) {
+      turn.note(`Connection lost · resuming after frame ${turn.lastEventId || 0}…`);
+      await sleep(RESUME_WAITS_MS[attempt++], signal);
+      try {
+        response = await client.resume(sessionId, turn.lastEventId, signal);
+        turn.resumes += 1;
+        break;
+      } catch (err) {
+        if (!isDrop(err, signal) || attempt === RESUME_WAITS_MS.length) throw err;
+      }
+    }
+  }
 }
 
 async function send(text) {
@@ -105,7 +145,7 @@ async function send(text) {
   setBusy(true);
   try {
     const response = await client.sendMessage(sessionId, text, controller.signal);
-    await consume(response, turn);
+    await consumeResuming(response, turn, controller.signal);
   } catch (err) {
     if (controller.signal.aborted) {
       turn.finish("stopped");

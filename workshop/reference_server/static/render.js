@@ -52,7 +52,9 @@ export class Turn {
     this.events = 0;
     this.usage = null;
     this.modelError = null; // an event's errorCode, not yet shown
-    this.parser = null; // the stream's SSEParser (its lastEventId is where a resume starts)
+    this.parser = null; // the current stream's SSEParser
+    this.lastEventId = ""; // the last `id:` seen on any of the turn's connections: a resume starts there
+    this.resumes = 0; // how many times a dropped connection was resumed
   }
 
   // Fold one ADK event (already parsed from JSON) into the page.
@@ -164,6 +166,11 @@ export class Turn {
     this.body.append(box);
   }
 
+  // A line of status while the turn streams (e.g. reconnecting).
+  note(text) {
+    if (this.root.dataset.state === "streaming") this.status.textContent = text;
+  }
+
   // The turn is over: state is "done", "stopped" or "error".
   finish(state, note = "") {
     if (this.root.dataset.state !== "streaming") return; // the first ending wins
@@ -175,7 +182,8 @@ export class Turn {
     }
     const tokens = this.usage?.totalTokenCount;
     const label = { done: "Done", stopped: "Stopped", error: "Failed" }[state];
-    const facts = [`${this.events} events`, tokens ? `${tokens} tokens` : "", note].filter(Boolean);
+    const resumed = this.resumes ? `resumed after ${this.resumes} dropped connection${this.resumes > 1 ? "s" : ""}` : "";
+    const facts = [`${this.events} events`, tokens ? `${tokens} tokens` : "", resumed, note].filter(Boolean);
     this.status.textContent = `${label} · ${facts.join(" · ")}`;
   }
 }

@@ -128,8 +128,8 @@ export async function* readSSE(response, { onParser } = {}) {
 
 // The body ended in the middle of a frame: the connection was cut.
 export class StreamCutError extends Error {
-  constructor() {
-    super("The stream ended in the middle of a frame.");
+  constructor(message = "The stream ended in the middle of a frame.") {
+    super(message);
     this.name = "StreamCutError";
   }
 }
