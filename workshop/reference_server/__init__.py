@@ -46,7 +46,11 @@ stop the turn: it runs on for ``WORKSHOP_RESUME_GRACE_S`` (default 30 s) and is 
 no client has resumed by then. An ended turn's frames stay resumable for
 ``WORKSHOP_REPLAY_TTL_S`` (default 300 s). CORS is closed unless
 ``WORKSHOP_CORS_ORIGINS="https://app.example.com"`` names the origins (``production.py``
-lists every setting and default).
+lists every setting and default). Streams are framed by hand (``turns.encode``) into a
+``StreamingResponse``: the frames that are ready go out in one write, ``: ping`` after 15 s
+idle. Each turn closes the model responses ADK leaves open when it stops a run
+(``model_responses.py``); an agent passed in ``Settings(agent=...)`` needs its model built
+with ``Gemini(..., client_kwargs=model_client_kwargs())`` for that.
 
 What the session keeps: a completed turn, the user's message and the final events. A turn
 cancelled (or abandoned): the user's message and ADK's event with
@@ -68,6 +72,7 @@ from .errors import (
     install_error_handlers,
 )
 from .messages import MAX_BODY_BYTES, MessageIn, read_message
+from .model_responses import closing_model_responses, model_client_kwargs
 from .production import default_retry_options, hardening_from_env
 from .replay import Frame, InMemoryReplayStore, ReplayStore, Tail
 from .streaming import in_own_task, sse_frames
@@ -92,6 +97,7 @@ __all__ = [
     "build_agent",
     "classify_error_code",
     "classify_exception",
+    "closing_model_responses",
     "create_app",
     "default_retry_options",
     "error_frame",
@@ -100,6 +106,7 @@ __all__ = [
     "in_own_task",
     "install_error_handlers",
     "make_current_user",
+    "model_client_kwargs",
     "parse_tokens",
     "read_message",
     "serve_in_background",
