@@ -8,6 +8,7 @@ gets a clear JSON 404 at once (see notebook 09, "Scale-out").
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -192,3 +193,113 @@ def test_database_replay_store_semantics_on_sqlite(tmp_path):
 
 def test_database_replay_store_semantics_on_postgresql():
     asyncio.run(_store_semantics(postgres_url()))
+
+
+# -- turn state across processes (shared store): 409, cancel, grace, a dead owner ---------------
+def database_url(database: str, tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'sessions.db'}" if database == "sqlite" else postgres_url()
+
+
+def shared_server(url: str, **settings) -> BackgroundServer:
+    """A reference server on the shared database, sessions and replay buffer: in this process
+    but sharing nothing in memory with another one built the same way (as two processes)."""
+    from workshop.reference_server.persistence import DatabaseReplayStore
+
+    return BackgroundServer(create_app(Settings(
+        tokens={"tok-alice": "alice"}, session_service=session_service_from_url(url),
+        replay_store=DatabaseReplayStore(url), **settings)))
+
+
+def open_stream(base: str, session_id: str, text: str, frames_first: int = 3):
+    """Start a turn and read its first frames; returns (context, iterator, frames)."""
+    client = httpx.Client(timeout=30, headers={**ALICE, "Connection": "close"})
+    ctx = connect_sse(client, "POST", f"{base}/api/sessions/{session_id}/messages", json={"text": text})
+    source = ctx.__enter__()
+    assert source.response.status_code == 200, source.response.read()
+    it = source.iter_sse()
+    frames = [next(it) for _ in range(frames_first)]
+    return ctx, it, frames
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_another_process_answers_409_and_cancels_the_turn(database, emulator, tmp_path):
+    url = database_url(database, tmp_path)
+    emulator.set_pacing(first_token_s=0, chunk_s=0.02)
+    with shared_server(url) as a, shared_server(url) as b:
+        session_id = request("POST", f"{a.url}/api/sessions", headers=ALICE).json()["session_id"]
+        ctx, it, frames = open_stream(a.url, session_id, "Count to 300")
+        try:
+            busy = request("POST", f"{b.url}/api/sessions/{session_id}/messages", headers=ALICE,
+                           json={"text": "Hello"})
+            assert busy.status_code == 409 and busy.json()["error"]["code"] == "TURN_IN_PROGRESS"
+            began = time.monotonic()
+            answer = request("POST", f"{b.url}/api/sessions/{session_id}/cancel", headers=ALICE)
+            took = time.monotonic() - began
+            assert answer.json() == {"cancelled": True}
+            assert took < 1.5, f"a cancel through another process took {took:.2f} s"
+            frames += list(it)
+        finally:
+            ctx.__exit__(None, None, None)
+        assert frames[-1].event == "cancelled" and json.loads(frames[-1].data) == {"reason": "cancel_requested"}
+        model_request = emulator.requests[-1]
+        deadline = time.monotonic() + 3
+        while model_request.outcome == "running" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert model_request.outcome == "client_closed"  # a closed the model's request
+        assert request("POST", f"{b.url}/api/sessions/{session_id}/cancel", headers=ALICE).json() == {"cancelled": False}
+        assert turn(b.url, session_id, "Count to 2")[-1][0] == "done"  # the session works, on b
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_a_client_following_from_another_process_keeps_the_turn_alive(database, emulator, tmp_path):
+    url = database_url(database, tmp_path)
+    grace = 0.5
+    emulator.set_pacing(first_token_s=0, chunk_s=0.03)
+    with shared_server(url, resume_grace_s=grace) as a, shared_server(url, resume_grace_s=grace) as b:
+        session_id = request("POST", f"{a.url}/api/sessions", headers=ALICE).json()["session_id"]
+        ctx, it, frames = open_stream(a.url, session_id, "Count to 80")  # about 2.5 s of answer
+        ctx.__exit__(None, None, None)  # the connection to a drops; the client resumes on b
+        dropped = time.monotonic()
+        with httpx.Client(timeout=30, headers={**ALICE, "Last-Event-ID": frames[-1].id}) as client:
+            with connect_sse(client, "GET", f"{b.url}/api/sessions/{session_id}/stream") as source:
+                frames += list(source.iter_sse())
+        assert time.monotonic() - dropped > 3 * grace  # it outlived a's grace period
+        assert frames[-1].event == "done", frames[-1]
+        assert [int(f.id) for f in frames] == list(range(1, len(frames) + 1))
+
+
+def test_a_turn_whose_process_died_ends_with_turn_lost(emulator, gemini_emulator_session, tmp_path,
+                                                        monkeypatch):
+    """A real process is killed (SIGKILL) in the middle of a turn: a client resuming on another
+    process gets the frames it missed, then `event: error` TURN_LOST once the dead owner's
+    check-ins are stale; the session then takes a new message."""
+    import workshop.reference_server.turns as turns_module
+
+    monkeypatch.setattr(turns_module, "OWNER_STALE_S", 3.0)  # 15 s in production
+    url = database_url("sqlite", tmp_path)
+    env = {**server_env(gemini_emulator_session.url, url), "WORKSHOP_REPLAY_STORE": "database"}
+    emulator.set_pacing(first_token_s=0, chunk_s=0.05)
+    (doomed,) = start_processes(1, env)
+    try:
+        with shared_server(url) as survivor:
+            session_id = request("POST", f"{doomed.url}/api/sessions", headers=ALICE).json()["session_id"]
+            ctx, it, frames = open_stream(doomed.url, session_id, "Count to 300")
+            doomed.process.kill()
+            doomed.process.wait(5)
+            with contextlib.suppress(httpx.HTTPError):
+                ctx.__exit__(None, None, None)
+            busy = request("POST", f"{survivor.url}/api/sessions/{session_id}/messages", headers=ALICE,
+                           json={"text": "Hello"})
+            assert busy.status_code == 409  # the owner checked in less than OWNER_STALE_S ago
+            began = time.monotonic()
+            with httpx.Client(timeout=30, headers={**ALICE, "Last-Event-ID": frames[-1].id}) as client:
+                with connect_sse(client, "GET", f"{survivor.url}/api/sessions/{session_id}/stream") as source:
+                    rest = list(source.iter_sse())
+            assert time.monotonic() - began < 8
+            assert rest[-1].event == "error"
+            assert json.loads(rest[-1].data)["error"]["code"] == "TURN_LOST"
+            ids = [int(f.id) for f in frames + rest]
+            assert ids == list(range(1, len(ids) + 1))
+            assert turn(survivor.url, session_id, "Count to 2")[-1][0] == "done"
+    finally:
+        doomed.stop()

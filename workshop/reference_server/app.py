@@ -174,7 +174,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Start the turn, and wait (at most ``first_event_wait_s``) for the model's first
         event: a model that fails before it (429/503, after google-genai's retries) is
         answered 503 with JSON, no stream opened."""
-        if turns.running(session.id) is not None:
+        if await turns.busy(session.id):
             raise api_error(409, "TURN_IN_PROGRESS",
                             "A turn of this session is still running: wait for it or cancel it.")
         turn = await turns.start(session.user_id, session.id, message.text)
@@ -248,8 +248,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Stop the session's running turn (its stream ends with ``event: cancelled``).
         ``{"cancelled": false}`` when no turn is running."""
         turn = turns.running(session.id)
-        if turn is None:
-            return {"cancelled": False}
+        if turn is None:  # not here: with a shared store, maybe on another process
+            return {"cancelled": await turns.cancel_elsewhere(session.id)}
         await turns.cancel(turn, "cancel_requested")
         return {"cancelled": True}
 

@@ -42,7 +42,7 @@ from google.adk.events import Event
 from google.adk.sessions import BaseSessionService, InMemorySessionService, Session
 from google.adk.sessions.sqlite_session_service import SqliteSessionService
 
-from .replay import Frame, ReplayStore, Tail
+from .replay import Frame, ReplayStore, Tail, TurnState
 
 DATABASE_URL_ENV = "DATABASE_URL"
 POOL_SIZE_ENV = "DATABASE_POOL_SIZE"
@@ -213,9 +213,14 @@ class DatabaseReplayStore(ReplayStore):
     it at once too). Each frame is one ``INSERT``: fine on PostgreSQL; on SQLite, one file
     shared by several processes, every frame competes for the single writer.
 
-    What stays per process (see notebook 09): which turn is running (the 409), ``cancel``, and
-    the grace period (a client that follows from another process does not count as attached).
+    The turn state is shared too (``replay_turns``' other columns): ``owner_at``, when the
+    process running the turn last checked in (every second); ``cancel_requested``, set by a
+    process that got ``POST .../cancel`` for a turn it does not run (the owner polls for it every
+    0.25 s); ``reader_at``, when a client following the turn from another process was last
+    seen (the owner does not end the grace period while it is recent). See turns.py.
     """
+
+    shared = True
 
     def __init__(self, url: str | None = None, ttl_s: float = 300.0, poll_s: float = 0.1,
                  clock=None, **engine_kwargs: Any) -> None:
@@ -237,7 +242,10 @@ class DatabaseReplayStore(ReplayStore):
             "replay_turns", metadata,
             sa.Column("session_id", sa.String(128), primary_key=True),
             sa.Column("turn_id", sa.String(64), nullable=False),
-            sa.Column("ended_at", sa.Float, nullable=True))
+            sa.Column("ended_at", sa.Float, nullable=True),
+            sa.Column("owner_at", sa.Float, nullable=True),
+            sa.Column("reader_at", sa.Float, nullable=True),
+            sa.Column("cancel_requested", sa.Boolean, nullable=False, server_default=sa.false()))
         self.frames = sa.Table(
             "replay_frames", metadata,
             sa.Column("session_id", sa.String(128), primary_key=True),
@@ -256,8 +264,20 @@ class DatabaseReplayStore(ReplayStore):
                     await conn.run_sync(self._metadata.create_all)
                 except self._sa.exc.DBAPIError:  # another process created them at the same moment
                     pass
+            async with self.engine.begin() as conn:
+                await conn.run_sync(self._add_missing_columns)
             self._ready = True
         return self.engine.begin()
+
+    def _add_missing_columns(self, conn) -> None:
+        """A ``replay_turns`` made by an earlier version lacks the turn state columns."""
+        have = {c["name"] for c in self._sa.inspect(conn).get_columns("replay_turns")}
+        for column in self.turns.columns:
+            if column.name not in have:
+                ddl = column.type.compile(conn.dialect)
+                default = " NOT NULL DEFAULT FALSE" if column.name == "cancel_requested" else ""
+                with contextlib.suppress(self._sa.exc.DBAPIError):  # another process added it
+                    conn.exec_driver_sql(f"ALTER TABLE replay_turns ADD COLUMN {column.name} {ddl}{default}")
 
     def _wake(self, session_id: str) -> None:
         event = self._local.pop(session_id, None)
@@ -270,7 +290,7 @@ class DatabaseReplayStore(ReplayStore):
             await conn.execute(sa.delete(self.frames).where(self.frames.c.session_id == session_id))
             await conn.execute(sa.delete(self.turns).where(self.turns.c.session_id == session_id))
             await conn.execute(sa.insert(self.turns).values(session_id=session_id, turn_id=turn_id,
-                                                            ended_at=None))
+                                                            ended_at=None, owner_at=self._clock()))
         self._wake(session_id)
 
     async def append(self, session_id: str, turn_id: str, frame: Frame) -> None:
@@ -341,6 +361,40 @@ class DatabaseReplayStore(ReplayStore):
                 await conn.execute(sa.delete(self.frames).where(self.frames.c.session_id.in_(expired)))
                 await conn.execute(sa.delete(self.turns).where(self.turns.c.session_id.in_(expired)))
         return len(expired)
+
+    async def turn_state(self, session_id: str) -> TurnState | None:
+        t = self.turns.c
+        async with await self._begin() as conn:
+            row = (await conn.execute(self._sa.select(t.turn_id, t.ended_at, t.owner_at, t.reader_at,
+                                                      t.cancel_requested)
+                                      .where(t.session_id == session_id))).first()
+        if row is None:
+            return None
+        now = self._clock()
+        return TurnState(row.turn_id, row.ended_at is not None, now - (row.owner_at or 0.0),
+                         None if row.reader_at is None else now - row.reader_at, bool(row.cancel_requested))
+
+    async def owner_alive(self, session_ids: list[str], beat: bool) -> set[str]:
+        if not session_ids:
+            return set()
+        sa, t = self._sa, self.turns.c
+        async with await self._begin() as conn:
+            if beat:
+                await conn.execute(sa.update(self.turns).where(t.session_id.in_(session_ids), t.ended_at.is_(None))
+                                   .values(owner_at=self._clock()))
+            rows = await conn.execute(sa.select(t.session_id).where(
+                t.session_id.in_(session_ids), t.ended_at.is_(None), t.cancel_requested.is_(True)))
+            return {r.session_id for r in rows}
+
+    async def mark(self, session_id: str, turn_id: str, *, reader: bool = False,
+                   cancel: bool = False) -> None:
+        values = {**({"reader_at": self._clock()} if reader else {}),
+                  **({"cancel_requested": True} if cancel else {})}
+        if values:
+            t = self.turns.c
+            async with await self._begin() as conn:
+                await conn.execute(self._sa.update(self.turns).where(
+                    t.session_id == session_id, t.turn_id == turn_id, t.ended_at.is_(None)).values(**values))
 
     async def close(self) -> None:
         await self.engine.dispose()

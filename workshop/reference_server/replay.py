@@ -10,7 +10,9 @@ frame is in), its frames stay readable for ``ttl_s`` seconds, then they are drop
 
 ``ReplayStore`` is the interface; ``InMemoryReplayStore`` keeps frames in this process
 (one server process). Several processes behind one port need a shared implementation
-(a database table or Redis, keyed by session) of the same five methods.
+(a database table or Redis, keyed by session) of the same five methods, and of the turn state
+below (``shared = True``), which lets every process see which turn is running (the 409), ask
+its owner to cancel it, and tell it that a client follows it from elsewhere (the grace period).
 """
 
 from __future__ import annotations
@@ -48,8 +50,23 @@ class Tail:
     finished: bool
 
 
+@dataclass
+class TurnState:
+    """A turn as every process sees it (shared stores): ``owner_age_s``, seconds since the
+    process running it last said it was alive; ``reader_age_s``, since a client following it
+    from another process was last seen (None: never)."""
+
+    turn_id: str
+    ended: bool
+    owner_age_s: float
+    reader_age_s: float | None
+    cancel_requested: bool
+
+
 class ReplayStore(ABC):
     """The replay buffer of each session's latest turn."""
+
+    shared = False  # True: other processes use the same store (and the turn state methods)
 
     @abstractmethod
     async def open_turn(self, session_id: str, turn_id: str) -> None:
@@ -72,6 +89,22 @@ class ReplayStore(ABC):
     @abstractmethod
     async def purge(self) -> int:
         """Drop the turns whose time to live is over; how many were dropped."""
+
+    # Turn state shared by processes. One process knows it all itself: these do nothing.
+    async def turn_state(self, session_id: str) -> TurnState | None:
+        """The session's latest turn as all processes see it; None if unknown."""
+        return None
+
+    async def owner_alive(self, session_ids: list[str], beat: bool) -> set[str]:
+        """The owning process's check-in for its running turns: with ``beat``, record that it is
+        alive; returns the sessions whose turn another process asked to cancel."""
+        return set()
+
+    async def mark(self, session_id: str, turn_id: str, *, reader: bool = False,
+                   cancel: bool = False) -> None:
+        """Record that a client follows the turn from this process (``reader``), or that a
+        client asked this process to cancel it (``cancel``)."""
+        return None
 
 
 @dataclass

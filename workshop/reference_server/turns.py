@@ -12,6 +12,15 @@ SSE frame to a ``ReplayStore``; a request only *follows* the store (``follow``).
   ``error_code="INVOCATION_ABORTED"``; the stream ends with ``event: cancelled``;
 - one turn per session at a time (a second message while one runs: 409).
 
+Several processes sharing a store (``ReplayStore.shared``, e.g. the database store): the
+process that runs a turn (its *owner*) checks in every ``OWNER_BEAT_S`` and polls every
+``WATCH_S`` for a cancel asked on another process; any process answers 409 while the owner is
+alive, turns a cancel into a request to the owner (and answers once the turn has ended), and
+marks a client that follows the turn from there, which keeps the owner's grace period from
+ending. A turn whose owner has not checked in for ``OWNER_STALE_S`` (the process died) is
+sealed by the next reader with ``event: error`` ``TURN_LOST``, and the session takes new
+messages again.
+
 What the session keeps of a turn cut short (cancelled, or abandoned after the grace period):
 the user's message and ADK's ``INVOCATION_ABORTED`` event, not the partial answer (ADK does
 not persist partial events). The next turn's model request therefore holds the question,
@@ -45,12 +54,20 @@ LIMIT_EXCEEDED = LlmCallsLimitExceededError.__name__  # ADK's error_code when ma
 ABORTED = "INVOCATION_ABORTED"  # ADK's error_code of the event that seals an aborted run
 # Codes that mean "the model could not start": answered 503 before the first byte.
 NOT_STARTED = ("RATE_LIMITED", "MODEL_UNAVAILABLE")
+# Processes sharing a store (seconds): see the module's docstring.
+WATCH_S = 0.25
+OWNER_BEAT_S = 1.0
+OWNER_STALE_S = 15.0
+READER_BEAT_S = 1.0
+READER_FRESH_S = 3.0
 
 
 # Error codes of a turn, besides errors.STREAM_ERRORS (the codes notebook 05 builds).
 TURN_ERRORS = {
     "TOO_MANY_MODEL_CALLS": "The agent reached its limit of model calls for one message "
                             "(RunConfig.max_llm_calls) before it could answer.",
+    "TURN_LOST": "The server process that was answering stopped before it finished. "
+                 "Send the message again.",
 }
 
 
@@ -115,6 +132,7 @@ class TurnManager:
         self.abort_wait_s = abort_wait_s
         self.keepalive_s = keepalive_s
         self.turns: dict[str, Turn] = {}  # session id -> its latest turn in this process
+        self._watcher: asyncio.Task | None = None  # shared store: check-ins and remote cancels
 
     def running(self, session_id: str) -> Turn | None:
         turn = self.turns.get(session_id)
@@ -131,7 +149,50 @@ class TurnManager:
         # The grace period starts when the last client detaches (``follow``), not here: the
         # request that started the turn follows it as soon as the stream opens.
         turn.task = asyncio.create_task(self._produce(turn, run), name=f"turn-{turn.turn_id}")
+        if self.store.shared and (self._watcher is None or self._watcher.done()):
+            self._watcher = asyncio.create_task(self._watch(), name="turn-watcher")
         return turn
+
+    async def busy(self, session_id: str) -> bool:
+        """A turn of the session is running, here or (shared store) on a live process."""
+        if self.running(session_id) is not None:
+            return True
+        state = await self.store.turn_state(session_id)
+        return state is not None and not state.ended and state.owner_age_s < OWNER_STALE_S
+
+    async def cancel_elsewhere(self, session_id: str, timeout_s: float = 5.0) -> bool:
+        """Shared store: ask the process running the session's turn to cancel it; True once
+        it has ended (within ``timeout_s``), False if no turn runs anywhere."""
+        state = await self.store.turn_state(session_id)
+        if state is None or state.ended or state.owner_age_s >= OWNER_STALE_S:
+            return False
+        turn_id = state.turn_id
+        await self.store.mark(session_id, turn_id, cancel=True)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while loop.time() < deadline:
+            state = await self.store.turn_state(session_id)
+            if state is None or state.ended or state.turn_id != turn_id:
+                return True
+            await asyncio.sleep(WATCH_S / 2)
+        return True  # asked; the owner ends it at its next check
+
+    async def _watch(self) -> None:
+        """Shared store: while this process runs turns, check in for them and pick up the
+        cancels asked elsewhere."""
+        loop = asyncio.get_running_loop()
+        last_beat = 0.0
+        while running := {sid: t for sid, t in self.turns.items() if t.running}:
+            beat = loop.time() - last_beat >= OWNER_BEAT_S
+            try:
+                for sid in await self.store.owner_alive(list(running), beat):
+                    if running[sid].cancel_reason is None:
+                        asyncio.create_task(self.cancel(running[sid], "cancel_requested"))
+            except Exception:  # the database hiccuped: try again at the next tick
+                logger.warning("turn watcher: the shared store failed", exc_info=True)
+            else:
+                last_beat = loop.time() if beat else last_beat
+            await asyncio.sleep(WATCH_S)
 
     async def _produce(self, turn: Turn, run) -> None:
         """Run the turn, appending its frames to the store. ADK is iterated right here: this
@@ -217,10 +278,15 @@ class TurnManager:
         turn.grace_task = asyncio.create_task(self._grace(turn), name=f"grace-{turn.turn_id}")
 
     async def _grace(self, turn: Turn) -> None:
-        await asyncio.sleep(self.grace_s)
-        if turn.attached == 0 and turn.running:
-            logger.info("turn %s: no client for %.1f s, cancelling", turn.turn_id, self.grace_s)
-            await self.cancel(turn, "abandoned")
+        while True:
+            await asyncio.sleep(self.grace_s)
+            if turn.attached or not turn.running:
+                return
+            state = await self.store.turn_state(turn.session_id)  # shared store: followed elsewhere?
+            if state is None or state.reader_age_s is None or state.reader_age_s > READER_FRESH_S:
+                break
+        logger.info("turn %s: no client for %.1f s, cancelling", turn.turn_id, self.grace_s)
+        await self.cancel(turn, "abandoned")
 
     async def follow(self, session_id: str, after: int = 0, *,
                      poll_s: float = 1.0) -> AsyncIterator[bytes]:
@@ -236,14 +302,21 @@ class TurnManager:
                 turn.grace_task = None
         loop = asyncio.get_running_loop()
         keepalive_s = self.keepalive_s
+        elsewhere = turn is None and self.store.shared  # the turn may run on another process
         try:
             turn_id = None
             last_write = loop.time()
+            last_mark = -READER_BEAT_S
             while True:
                 tail = await self.store.read(session_id, after)
                 if tail is None or (turn_id is not None and tail.turn_id != turn_id):
                     return
                 turn_id = tail.turn_id
+                if elsewhere and not tail.finished and loop.time() - last_mark >= READER_BEAT_S:
+                    last_mark = loop.time()
+                    if await self._seal_if_lost(session_id, tail):
+                        continue  # read the TURN_LOST frame like any other
+                    await self.store.mark(session_id, turn_id, reader=True)
                 frames = tail.frames
                 ended = tail.finished or any(f.terminal for f in frames)
                 if frames:
@@ -265,6 +338,19 @@ class TurnManager:
                 if turn.attached == 0 and turn.running:
                     self._arm_grace(turn)
 
+    async def _seal_if_lost(self, session_id: str, tail) -> bool:
+        """Shared store: end a turn whose owner stopped checking in (its process died) with
+        ``TURN_LOST``. True if sealed (by this call or by another reader just now)."""
+        state = await self.store.turn_state(session_id)
+        if state is None or state.ended or state.turn_id != tail.turn_id or state.owner_age_s < OWNER_STALE_S:
+            return False
+        whole = await self.store.read(session_id, 0)
+        last_id = whole.frames[-1].id if whole is not None and whole.frames else 0
+        frame = Frame(last_id + 1, "error", json.dumps(error_body("TURN_LOST", TURN_ERRORS["TURN_LOST"])))
+        with contextlib.suppress(Exception):  # another reader sealed it first: fine
+            await self.store.append(session_id, tail.turn_id, frame)
+        return True
+
     async def close(self) -> None:
         """Cancel every running turn (server shutdown)."""
         running = [t for t in self.turns.values() if t.running]
@@ -272,3 +358,5 @@ class TurnManager:
         for turn in self.turns.values():
             if turn.grace_task is not None:
                 turn.grace_task.cancel()
+        if self._watcher is not None:
+            self._watcher.cancel()
