@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 import time
 import uuid
 
@@ -303,3 +304,18 @@ def test_a_turn_whose_process_died_ends_with_turn_lost(emulator, gemini_emulator
             assert turn(survivor.url, session_id, "Count to 2")[-1][0] == "done"
     finally:
         doomed.stop()
+
+
+def test_a_server_process_owns_its_port_before_it_starts():
+    """The port is bound by ServerProcess and handed to the child, so no other server can take it
+    between "found free" and "bound" (and answer the health check in its place)."""
+    from workshop.reference_server.scaleout import ServerProcess
+
+    server = ServerProcess({})
+    try:
+        with pytest.raises(OSError), socket.socket() as intruder:
+            intruder.bind((server.host, server.port))
+    finally:
+        server.stop()
+    with socket.socket() as later:  # stopped before launch: the port is free again
+        later.bind((server.host, server.port))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import socket
 import sys
 
 import uvicorn
@@ -13,6 +14,8 @@ import uvicorn
 import workshop
 
 from .app import Settings, create_app
+
+LISTEN_FD_ENV = "WORKSHOP_LISTEN_FD"  # a listening socket inherited from a parent (scaleout.py)
 
 
 def banner(settings: Settings, url: str) -> str:
@@ -60,11 +63,16 @@ def main() -> None:
     except ValueError as exc:
         sys.exit(f"reference server: {exc}")
     app = create_app(settings)
+    sockets = None
+    if fd := os.environ.get(LISTEN_FD_ENV):  # the parent bound the port (scaleout.ServerProcess)
+        sock = socket.socket(fileno=int(fd))  # family and protocol (TCP: no Nagle) read from the fd
+        host, port = sock.getsockname()[:2]
+        sockets = [sock]
     config = uvicorn.Config(app, host=host, port=port, log_level=os.environ.get("LOG_LEVEL", "info"))
     logging.getLogger("uvicorn.access").addFilter(RedactTokens())
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     print(banner(settings, f"http://{shown_host}:{port}"), flush=True)
-    uvicorn.Server(config).run()
+    uvicorn.Server(config).run(sockets=sockets)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,9 @@
 ``ServerProcess`` runs ``python -m workshop.reference_server`` on a free loopback port with the
 given environment (``DATABASE_URL``, ``WORKSHOP_TOKENS``, ``GOOGLE_GEMINI_BASE_URL``...) and
 waits for ``/healthz``; ``stop()`` sends SIGTERM (uvicorn drains), then kills after a timeout.
+The port is bound here and the listening socket handed to the child (``WORKSHOP_LISTEN_FD``):
+a port found free and bound later by the child could be taken in between by another server,
+which would then answer the health check in its place.
 
 ``RoundRobinProxy`` is a layer-4 balancer (like HAProxy in ``mode tcp``): each new TCP
 connection goes to the next backend. It balances connections, not requests: a client that
@@ -34,6 +37,8 @@ from collections.abc import Mapping
 
 import httpx
 
+from .__main__ import LISTEN_FD_ENV
+
 
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
@@ -47,7 +52,12 @@ class ServerProcess:
 
     def __init__(self, env: Mapping[str, str | None], host: str = "127.0.0.1", port: int = 0) -> None:
         self.host = host
-        self.port = port or free_port(host)
+        # Bound and listening now: nobody can take the port before the child serves it.
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((host, port))
+        self._sock.listen(2048)
+        self.port = self._sock.getsockname()[1]
         merged = {**os.environ, "LOG_LEVEL": "warning", **env, "HOST": host, "PORT": str(self.port)}
         self.env = {name: value for name, value in merged.items() if value is not None}  # None: unset
         self.process: subprocess.Popen | None = None
@@ -67,10 +77,12 @@ class ServerProcess:
     def launch(self) -> ServerProcess:
         """Start the process without waiting (``wait_ready()`` waits)."""
         self._log = tempfile.TemporaryFile()  # a pipe nobody reads would block the server when full
+        fd = self._sock.fileno()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "workshop.reference_server"], env=self.env,
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._log,
+            [sys.executable, "-m", "workshop.reference_server"], env={**self.env, LISTEN_FD_ENV: str(fd)},
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._log, pass_fds=(fd,),
         )
+        self._sock.close()  # the child has its own copy
         atexit.register(self.stop)  # never outlive this process (a notebook kernel, a test run)
         return self
 
@@ -93,6 +105,7 @@ class ServerProcess:
 
     def stop(self, timeout: float = 5) -> None:
         """SIGTERM (uvicorn closes the port and drains), then SIGKILL after ``timeout``."""
+        self._sock.close()  # never launched: free the port
         if self.process is None or self.process.poll() is not None:
             return
         atexit.unregister(self.stop)
