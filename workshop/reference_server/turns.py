@@ -6,10 +6,11 @@ SSE frame to a ``ReplayStore``; a request only *follows* the store (``follow``).
 - the first client, and a client that resumes with ``Last-Event-ID``, read the same frames;
 - a dropped connection does not stop the turn: with no client attached it keeps running for
   ``grace_s`` seconds (so the client can resume); if none is attached by then, it is
-  cancelled, and ADK closes the model's HTTP stream;
+  cancelled, and the model's HTTP stream is closed;
 - ``cancel`` (``POST /api/sessions/{id}/cancel``) stops it at once: ADK's ``abort_signal``
-  is set, so ADK closes the model request and persists an event with
-  ``error_code="INVOCATION_ABORTED"``; the stream ends with ``event: cancelled``;
+  is set, so ADK stops and persists an event with ``error_code="INVOCATION_ABORTED"``; the
+  model request is closed (by ADK, or by the turn when ADK leaves it open: model_responses.py);
+  the stream ends with ``event: cancelled``;
 - one turn per session at a time (a second message while one runs: 409).
 
 Several processes sharing a store (``ReplayStore.shared``, e.g. the database store): the
