@@ -364,6 +364,31 @@ def test_replay_tail_expires_and_bad_last_event_ids_are_400(emulator):
         assert_error(client.get(f"/api/sessions/{sid}/stream", headers=ALICE), 404, "NO_TURN_TO_RESUME")
 
 
+def test_a_resume_names_its_turn_and_never_gets_a_newer_one(api, emulator):
+    """Frame ids restart with each turn, so Last-Event-ID alone cannot tell turns apart: every
+    stream says its turn (X-Turn-Id) and a resume with ?turn= is refused once another turn has
+    replaced it (a second tab sent a message while this one was reconnecting)."""
+    sid = new_session(api)
+    with connect_sse(api, "POST", f"/api/sessions/{sid}/messages", headers=ALICE,
+                     json={"text": "Count to 5"}) as source:
+        first_turn = source.response.headers["x-turn-id"]
+        first = list(source.iter_sse())
+    again = api.get(f"/api/sessions/{sid}/stream", params={"turn": first_turn, "last_event_id": 2},
+                    headers=ALICE)
+    assert again.status_code == 200 and again.headers["x-turn-id"] == first_turn
+    assert again.text.startswith("id: 3\n")
+    with connect_sse(api, "POST", f"/api/sessions/{sid}/messages", headers=ALICE,
+                     json={"text": "Count to 3"}) as source:
+        second_turn = source.response.headers["x-turn-id"]
+        list(source.iter_sse())
+    assert second_turn != first_turn and len(first) > 3
+    body = assert_error(api.get(f"/api/sessions/{sid}/stream", params={"turn": first_turn, "last_event_id": 2},
+                                headers=ALICE), 404, "NO_TURN_TO_RESUME")
+    assert "newer" in body["error"]["message"]
+    latest = api.get(f"/api/sessions/{sid}/stream", params={"turn": second_turn}, headers=ALICE)
+    assert latest.status_code == 200 and latest.headers["x-turn-id"] == second_turn
+
+
 # -- hostile input --------------------------------------------------------------------------------
 JSON = {"Content-Type": "application/json"}
 HOSTILE = [

@@ -36,8 +36,10 @@ The contract (later lessons, the browser page and the tests rely on it):
 - ``GET /api/sessions/{session_id}/stream`` with ``Last-Event-ID: <id>`` (or
   ``?last_event_id=<id>``; none: 0): the frames of the session's latest turn after that id,
   then the rest live, to its terminal frame; the model is not called again (ids restart at 1
-  with each turn, so an id is only meaningful for the latest turn). 404
-  ``NO_TURN_TO_RESUME`` if there is none (or it expired), 400 ``INVALID_LAST_EVENT_ID``.
+  with each turn, so an id is only meaningful for the latest turn: every stream carries
+  ``X-Turn-Id``, and ``?turn=<that id>`` makes a resume fail rather than read a newer turn).
+  404 ``NO_TURN_TO_RESUME`` if there is none (or it expired, or ``turn`` is not the latest),
+  400 ``INVALID_LAST_EVENT_ID``.
 
 A turn runs in its own task (``turns.TurnManager``) and writes its frames to a replay buffer
 (``replay.ReplayStore``; ``InMemoryReplayStore`` by default, ``Settings.replay_store`` for a

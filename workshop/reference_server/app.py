@@ -65,8 +65,12 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 SSE_RESPONSE = {200: {"description": "The turn's SSE frames", "content": {"text/event-stream": {}}}}
 
 
-def sse_response(frames: AsyncIterator[bytes]) -> StreamingResponse:
-    return StreamingResponse(frames, media_type="text/event-stream", headers=SSE_HEADERS)
+TURN_HEADER = "X-Turn-Id"  # which turn a stream carries; resume with ?turn= to refuse any other
+
+
+def sse_response(frames: AsyncIterator[bytes], turn_id: str) -> StreamingResponse:
+    return StreamingResponse(frames, media_type="text/event-stream",
+                             headers={**SSE_HEADERS, TURN_HEADER: turn_id})
 
 
 def _sse_run_config() -> RunConfig:
@@ -152,7 +156,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.cors_origins:  # closed by default: no CORS header, so browsers block other origins
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                            allow_methods=["GET", "POST"], allow_credentials=False, max_age=600,
-                           allow_headers=["Authorization", "Content-Type", "Last-Event-ID"])
+                           allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
+                           expose_headers=[TURN_HEADER])
 
     async def owned_session(session_id: str, user: Annotated[str, Depends(current_user)]) -> Session:
         """The caller's session, or 404: a foreign id gets the same answer as an unknown one."""
@@ -187,13 +192,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return turn
 
     async def resumable(session: Annotated[Session, Depends(owned_session)],
-                        request: Request) -> tuple[str, int]:
-        """(session id, last frame id seen), or 404 if the session has no turn to resume."""
+                        request: Request) -> tuple[str, int, str]:
+        """(session id, last frame id seen, turn id), or 404 if the session has no turn to
+        resume, or (with ``?turn=``, the ``X-Turn-Id`` the stream came with) not that one any
+        more: frame ids restart with each turn, so an id of an older turn must not be read
+        as one of the latest."""
         after = last_event_id(request)
-        if await store.read(session.id, after) is None:
+        tail = await store.read(session.id, after)
+        if tail is None:
             raise api_error(404, "NO_TURN_TO_RESUME",
                             "This session has no turn to resume (none yet, or it expired).")
-        return session.id, after
+        wanted = request.query_params.get("turn")
+        if wanted is not None and wanted != tail.turn_id:
+            raise api_error(404, "NO_TURN_TO_RESUME",
+                            "That turn is over and a newer one has replaced it: reload the conversation.")
+        return session.id, after, tail.turn_id
 
     @app.get("/", include_in_schema=False)
     async def index():
@@ -233,15 +246,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def post_message(turn: Annotated[Turn, Depends(started_turn)]) -> StreamingResponse:
         """Stream the agent's answer: one frame per ADK event, then ``done`` (or ``error``, or
         ``cancelled``). The turn runs on if the client leaves; resume it with ``GET .../stream``."""
-        return sse_response(turns.follow(turn.session_id))
+        return sse_response(turns.follow(turn.session_id), turn.turn_id)
 
     @app.get("/api/sessions/{session_id}/stream", response_class=StreamingResponse,
              responses=SSE_RESPONSE)
-    async def resume_stream(resume: Annotated[tuple[str, int], Depends(resumable)]) -> StreamingResponse:
+    async def resume_stream(resume: Annotated[tuple[str, int, str], Depends(resumable)]) -> StreamingResponse:
         """The session's latest turn from the frame after ``Last-Event-ID`` (header) or
-        ``?last_event_id=``: the missed frames, then the rest live, to its terminal frame."""
-        session_id, after = resume
-        return sse_response(turns.follow(session_id, after))
+        ``?last_event_id=``: the missed frames, then the rest live, to its terminal frame.
+        ``?turn=<X-Turn-Id>``: only if that is still the latest turn (else 404)."""
+        session_id, after, turn_id = resume
+        return sse_response(turns.follow(session_id, after), turn_id)
 
     @app.post("/api/sessions/{session_id}/cancel")
     async def cancel_turn(session: Annotated[Session, Depends(owned_session)]) -> dict:

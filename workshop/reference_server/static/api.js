@@ -59,8 +59,11 @@ export class ChatClient {
   // GET /api/sessions/{id}/stream with Last-Event-ID: after a dropped connection, the frames
   // of the session's latest turn after the last `id:` seen, then the rest live (notebook 09).
   // Read like sendMessage's. A 404 NO_TURN_TO_RESUME means there is nothing left to resume.
-  async resume(sessionId, lastEventId, signal) {
-    const response = await fetch(`${this.base}/api/sessions/${encodeURIComponent(sessionId)}/stream`, {
+  // `turnId` (the X-Turn-Id header of the first response) makes the server refuse to resume a
+  // newer turn into this one: frame ids restart with each turn.
+  async resume(sessionId, lastEventId, turnId, signal) {
+    const query = turnId ? `?turn=${encodeURIComponent(turnId)}` : "";
+    const response = await fetch(`${this.base}/api/sessions/${encodeURIComponent(sessionId)}/stream${query}`, {
       headers: this.#headers({ Accept: "text/event-stream", "Last-Event-ID": lastEventId || "0" }),
       signal,
     });

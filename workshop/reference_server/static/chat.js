@@ -116,6 +116,7 @@ function sleep(ms, signal) {
 }
 
 async function consumeResuming(response, turn, signal) {
+  turn.turnId = response.headers.get("X-Turn-Id"); // resume this turn, never a newer one
   let attempt = 0;
   for (;;) {
     try {
@@ -128,7 +129,7 @@ async function consumeResuming(response, turn, signal) {
       turn.note(`Connection lost · resuming after frame ${turn.lastEventId || 0}…`);
       await sleep(RESUME_WAITS_MS[attempt++], signal);
       try {
-        response = await client.resume(sessionId, turn.lastEventId, signal);
+        response = await client.resume(sessionId, turn.lastEventId, turn.turnId, signal);
         turn.resumes += 1;
         break;
       } catch (err) {

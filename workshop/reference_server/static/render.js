@@ -55,6 +55,7 @@ export class Turn {
     this.parser = null; // the current stream's SSEParser
     this.lastEventId = ""; // the last `id:` seen on any of the turn's connections: a resume starts there
     this.resumes = 0; // how many times a dropped connection was resumed
+    this.turnId = null; // the server's X-Turn-Id: a resume asks for this turn only
   }
 
   // Fold one ADK event (already parsed from JSON) into the page.
