@@ -14,8 +14,7 @@ import uvicorn
 import workshop
 
 from .app import Settings, create_app
-
-LISTEN_FD_ENV = "WORKSHOP_LISTEN_FD"  # a listening socket inherited from a parent (scaleout.py)
+from .background import LISTEN_FD_ENV
 
 
 def banner(settings: Settings, url: str) -> str:

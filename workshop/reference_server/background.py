@@ -35,6 +35,21 @@ class _Keep(logging.Handler):
         self.server.errors.append(line)
 
 
+LISTEN_FD_ENV = "WORKSHOP_LISTEN_FD"  # a listening socket a child server inherits (scaleout.py)
+
+
+def tcp_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` (0: a free port) for a server to listen on.
+
+    IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted connections only when the
+    listening socket says it is TCP. Without it Nagle's algorithm meets the client's delayed
+    ACK and holds back each small SSE frame by about 40 ms."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
+
+
 class BackgroundServer:
     """uvicorn serving ``app`` on ``host:port`` (port 0: a free one) from its own thread."""
 
@@ -42,12 +57,7 @@ class BackgroundServer:
                  graceful_shutdown_s: float = 2.0) -> None:
         self.app = app
         self.errors: list[str] = []
-        # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted connections only when the
-        # listening socket says it is TCP. Without it Nagle's algorithm meets the client's delayed
-        # ACK and holds back each small SSE frame by about 40 ms.
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, port))
+        self._sock = tcp_socket(host, port)
         self.host, self.port = self._sock.getsockname()[:2]
         config = uvicorn.Config(app, log_config=None, log_level="warning", lifespan="on",
                                 loop="asyncio", ws="none",

@@ -37,7 +37,7 @@ from collections.abc import Mapping
 
 import httpx
 
-from .__main__ import LISTEN_FD_ENV
+from .background import LISTEN_FD_ENV, tcp_socket
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -52,11 +52,8 @@ class ServerProcess:
 
     def __init__(self, env: Mapping[str, str | None], host: str = "127.0.0.1", port: int = 0) -> None:
         self.host = host
-        # Bound and listening now: nobody can take the port before the child serves it.
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, port))
-        self._sock.listen(2048)
+        self._sock = tcp_socket(host, port)
+        self._sock.listen(2048)  # listening now: nobody can take the port before the child serves it
         self.port = self._sock.getsockname()[1]
         merged = {**os.environ, "LOG_LEVEL": "warning", **env, "HOST": host, "PORT": str(self.port)}
         self.env = {name: value for name, value in merged.items() if value is not None}  # None: unset

@@ -46,7 +46,7 @@ from google.genai import types
 
 from .errors import error_body, error_frame
 from .model_responses import closing_model_responses
-from .replay import Frame, ReplayStore
+from .replay import Frame, ReplayStore, TurnState
 from .streaming import sse_frames
 
 logger = logging.getLogger("workshop.reference_server")
@@ -90,6 +90,11 @@ def encode(frame: Frame) -> bytes:
 
 def of_sse(sse: ServerSentEvent) -> Frame:
     return Frame(int(sse.id), None if sse.event in (None, "message") else sse.event, sse.raw_data)
+
+
+def _owner_alive(state: TurnState | None) -> bool:
+    """Shared store: the turn is running on a process that checked in recently."""
+    return state is not None and not state.ended and state.owner_age_s < OWNER_STALE_S
 
 
 @dataclass
@@ -156,16 +161,13 @@ class TurnManager:
 
     async def busy(self, session_id: str) -> bool:
         """A turn of the session is running, here or (shared store) on a live process."""
-        if self.running(session_id) is not None:
-            return True
-        state = await self.store.turn_state(session_id)
-        return state is not None and not state.ended and state.owner_age_s < OWNER_STALE_S
+        return self.running(session_id) is not None or _owner_alive(await self.store.turn_state(session_id))
 
     async def cancel_elsewhere(self, session_id: str, timeout_s: float = 5.0) -> bool:
-        """Shared store: ask the process running the session's turn to cancel it; True once
-        it has ended (within ``timeout_s``), False if no turn runs anywhere."""
+        """Shared store: ask the process running the session's turn to cancel it and wait (at
+        most ``timeout_s``) for the end; False if no turn runs on a live process."""
         state = await self.store.turn_state(session_id)
-        if state is None or state.ended or state.owner_age_s >= OWNER_STALE_S:
+        if not _owner_alive(state):
             return False
         turn_id = state.turn_id
         await self.store.mark(session_id, turn_id, cancel=True)
@@ -318,18 +320,14 @@ class TurnManager:
                     if await self._seal_if_lost(session_id, tail):
                         continue  # read the TURN_LOST frame like any other
                     await self.store.mark(session_id, turn_id, reader=True)
-                frames = tail.frames
-                ended = tail.finished or any(f.terminal for f in frames)
-                if frames:
-                    end = next((i + 1 for i, f in enumerate(frames) if f.terminal), len(frames))
-                    frames = frames[:end]
-                    yield b"".join(encode(f) for f in frames)
-                    after = frames[-1].id
+                if tail.frames:  # none follows a terminal frame: the store refuses them
+                    yield b"".join(encode(f) for f in tail.frames)
+                    after = tail.frames[-1].id
                     last_write = loop.time()
                 elif loop.time() - last_write >= keepalive_s:
                     yield PING
                     last_write = loop.time()
-                if ended:
+                if tail.finished:
                     return
                 await self.store.wait(session_id, after,
                                       min(poll_s, max(0.0, last_write + keepalive_s - loop.time())))
@@ -343,7 +341,7 @@ class TurnManager:
         """Shared store: end a turn whose owner stopped checking in (its process died) with
         ``TURN_LOST``. True if sealed (by this call or by another reader just now)."""
         state = await self.store.turn_state(session_id)
-        if state is None or state.ended or state.turn_id != tail.turn_id or state.owner_age_s < OWNER_STALE_S:
+        if state is None or state.ended or state.turn_id != tail.turn_id or _owner_alive(state):
             return False
         whole = await self.store.read(session_id, 0)
         last_id = whole.frames[-1].id if whole is not None and whole.frames else 0
