@@ -24,7 +24,7 @@ lab: $(STAMP)  ## open JupyterLab on the exercise notebooks
 	cd notebooks && ../$(BIN)/jupyter lab $(LAB_FLAGS) $(LAB_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check workshop tests solutions
+	$(BIN)/ruff check workshop reference_server tests solutions
 
 test: $(STAMP) lint  ## lint, check notebooks/ is up to date, run every test (solutions via nbmake)
 	$(BIN)/python -m workshop.exercises --check
@@ -42,7 +42,7 @@ emulator: $(STAMP)  ## run the offline Gemini emulator standalone on 127.0.0.1:8
 	$(BIN)/python -m workshop.gemini_emulator --host 127.0.0.1 --port 8089
 
 serve: $(STAMP)  ## run the reference SSE server on 127.0.0.1:$${PORT:-8000} (offline emulator unless a key is set)
-	$(BIN)/python -m workshop.reference_server
+	$(BIN)/python -m workshop.serve
 
 bench: $(STAMP)  ## measure what streaming costs (4 configurations, offline); results in results/bench/
 	$(BIN)/python -m workshop.bench $(BENCH_ARGS)

@@ -4,7 +4,7 @@ import socket
 
 from fastapi import FastAPI
 
-from workshop.reference_server.background import serve_in_background
+from workshop.servers.background import serve_in_background
 
 
 def test_listening_socket_is_tcp_so_asyncio_sets_nodelay():

@@ -1,4 +1,4 @@
-"""The chat page (workshop/reference_server/static/) in headless Chromium, against the real
+"""The chat page (reference_server/static/) in headless Chromium, against the real
 reference server under uvicorn on loopback and the offline emulator.
 
 Playwright's Python package drives Debian's ``chromium`` (``.ci/run`` installs it; Playwright's
@@ -21,8 +21,8 @@ import pytest
 from google.adk.agents import Agent
 from google.genai import types
 
-from workshop.reference_server import STREAM_ERRORS, Settings, create_app, get_weather
-from workshop.reference_server.background import BackgroundServer
+from reference_server import STREAM_ERRORS, Settings, create_app, get_weather
+from workshop.servers.background import BackgroundServer
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser

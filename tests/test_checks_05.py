@@ -12,14 +12,14 @@ from google.adk.agents import Agent
 from google.adk.runners import Runner
 from google.adk.sessions import InMemorySessionService
 
-from workshop.checks import CheckFailed, nb05
-from workshop.reference_server import (
+from reference_server import (
     classify_error_code,
     classify_exception,
     error_frame,
     make_current_user,
     sse_frames,
 )
+from workshop.checks import CheckFailed, nb05
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from google.adk.runners import Runner
 from google.adk.sessions import InMemorySessionService
 from google.genai import types
 
+from reference_server import build_agent
 from workshop.checks import CheckFailed, nb06
-from workshop.reference_server import build_agent
 
 
 @pytest.fixture

@@ -47,7 +47,7 @@ def lesson(tmp_path_factory) -> dict:
     spec = importlib.util.spec_from_file_location("streaming_asserts", folder / "streaming_asserts.py")
     helpers = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(helpers)
-    from workshop.reference_server import get_weather
+    from reference_server import get_weather
 
     namespace = {**vars(helpers), "get_weather": get_weather}
     exec(cell_defining("assert_streamed_once"), namespace)

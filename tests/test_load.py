@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import asyncio
 
+from reference_server import Settings, create_app
+from reference_server.persistence import session_service_from_url
 from workshop.loadtest import LoadReport, percentile, run_load, verify_sessions
-from workshop.reference_server import BackgroundServer, Settings, create_app
-from workshop.reference_server.persistence import session_service_from_url
+from workshop.servers import BackgroundServer
 
 STREAMS = 30
 TURNS = 2

@@ -16,13 +16,14 @@ from google.adk.sessions import DatabaseSessionService, InMemorySessionService
 from httpx_sse import connect_sse
 from sqlalchemy.pool import NullPool
 
-from workshop.reference_server import BackgroundServer, Settings, create_app, persistence
-from workshop.reference_server.persistence import (
+from reference_server import Settings, create_app, persistence
+from reference_server.persistence import (
     SerializedSqliteSessionService,
     describe,
     redact_url,
     session_service_from_url,
 )
+from workshop.servers import BackgroundServer
 from workshop.testing import REFERENCE_TOKENS, postgres_url
 
 ALICE = {"Authorization": "Bearer tok-alice"}
@@ -123,7 +124,7 @@ def test_conversation_survives_a_restart_on_postgresql(emulator):
 
 
 def test_pool_size_from_env():
-    from workshop.reference_server.persistence import session_service_from_env
+    from reference_server.persistence import session_service_from_env
 
     url = "postgresql://app:pw@db.example/chat"  # no connection is made
     assert session_service_from_env({"DATABASE_URL": url}).db_engine.pool.size() == 5
@@ -133,8 +134,8 @@ def test_pool_size_from_env():
 
 
 def test_replay_store_from_env(tmp_path):
-    from workshop.reference_server.persistence import DatabaseReplayStore, replay_store_from_env
-    from workshop.reference_server.replay import InMemoryReplayStore
+    from reference_server.persistence import DatabaseReplayStore, replay_store_from_env
+    from reference_server.replay import InMemoryReplayStore
 
     url = f"sqlite:///{tmp_path / 's.db'}"
     env = {"WORKSHOP_TOKENS": "t:u", "DATABASE_URL": url}

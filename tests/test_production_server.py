@@ -21,15 +21,15 @@ from google.adk.agents.run_config import RunConfig, StreamingMode
 from google.genai import types
 from httpx_sse import connect_sse
 
-from workshop.reference_server import (
+from reference_server import (
     MAX_BODY_BYTES,
     STREAM_ERRORS,
-    BackgroundServer,
     Settings,
     create_app,
 )
-from workshop.reference_server.production import hardening_from_env
-from workshop.reference_server.turns import TURN_ERRORS
+from reference_server.production import hardening_from_env
+from reference_server.turns import TURN_ERRORS
+from workshop.servers import BackgroundServer
 from workshop.testing import REFERENCE_TOKENS
 
 ALICE = {"Authorization": "Bearer tok-alice"}
@@ -235,7 +235,7 @@ def test_a_stopped_turn_closes_the_model_response_even_when_adk_leaves_it_open(e
     every ADK stop lands between two chunks, and ADK leaves google-genai's response open."""
     from google.adk.models import Gemini
 
-    from workshop.reference_server.model_responses import model_client_kwargs
+    from reference_server.model_responses import model_client_kwargs
 
     model = Gemini(model="gemini-3.5-flash", client_kwargs=model_client_kwargs())
     with serve(agent=agent_with_slow_callback(model), resume_grace_s=0.2) as client:

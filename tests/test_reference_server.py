@@ -18,7 +18,7 @@ import pytest
 from google.adk.events import Event
 from httpx_sse import connect_sse
 
-from workshop.reference_server import MAX_BODY_BYTES, STREAM_ERRORS
+from reference_server import MAX_BODY_BYTES, STREAM_ERRORS
 
 ALICE = {"Authorization": "Bearer tok-alice"}
 BOB = {"Authorization": "Bearer tok-bob"}
@@ -41,7 +41,8 @@ def shared_server():
     """One server for the tests that end before the model is called (fast tables of 4xx).
     Should a request reach the model anyway, it goes to that test's ``emulator``, which
     the test then finds not empty."""
-    from workshop.reference_server import BackgroundServer, Settings, create_app
+    from reference_server import Settings, create_app
+    from workshop.servers import BackgroundServer
     from workshop.testing import REFERENCE_TOKENS
 
     with BackgroundServer(create_app(Settings(tokens=dict(REFERENCE_TOKENS)))) as server:
@@ -258,7 +259,8 @@ def test_model_failures_end_with_an_error_frame_and_a_clean_close(
 def test_an_exception_in_the_run_becomes_internal_without_details(emulator):
     from google.adk.agents import Agent
 
-    from workshop.reference_server import BackgroundServer, Settings, create_app
+    from reference_server import Settings, create_app
+    from workshop.servers import BackgroundServer
 
     def get_weather(city: str) -> dict:
         """Get the weather."""
@@ -318,7 +320,7 @@ def test_client_disconnect_closes_the_model_request(client, session_id, emulator
 
 # -- settings and start-up --------------------------------------------------------------------
 def test_tokens_never_in_repr_or_errors():
-    from workshop.reference_server import Settings, parse_tokens
+    from reference_server import Settings, parse_tokens
 
     settings = Settings.from_env({"WORKSHOP_TOKENS": "tok-a:alice, tok-b:bob"})
     assert settings.tokens == {"tok-a": "alice", "tok-b": "bob"} and settings.dev_token is None
@@ -338,8 +340,8 @@ def free_port() -> int:
 
 
 def test_banner_prints_a_generated_token_only():
-    from workshop.reference_server import Settings
-    from workshop.reference_server.__main__ import banner
+    from reference_server import Settings
+    from reference_server.__main__ import banner
 
     env = banner(Settings.from_env({"WORKSHOP_TOKENS": "tok-env-a:alice,tok-env-b:bob"}),
                  "http://127.0.0.1:8000")
@@ -349,13 +351,14 @@ def test_banner_prints_a_generated_token_only():
     assert dev.dev_token in shown and "curl -N" in shown and "http://127.0.0.1:8000/" in shown
 
 
-def test_python_m_starts_on_port_and_prints_the_dev_token():
+def test_make_serve_starts_the_emulator_then_the_server_and_prints_the_dev_token():
+    """``make serve`` is ``python -m workshop.serve``: the workshop's backend, then the server."""
     port = free_port()
     env = {k: v for k, v in os.environ.items()
            if k not in ("GOOGLE_API_KEY", "GEMINI_API_KEY", "GOOGLE_GEMINI_BASE_URL",
                         "GOOGLE_GENAI_USE_VERTEXAI", "WORKSHOP_TOKENS")}
     env.update(PORT=str(port), PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "workshop.reference_server"], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "workshop.serve"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         lines = []
@@ -384,3 +387,14 @@ def test_python_m_starts_on_port_and_prints_the_dev_token():
             proc.kill()
             proc.wait()
             raise
+
+
+def test_python_m_reference_server_never_starts_an_emulator():
+    """The server alone needs model credentials; without them it says so and exits."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("GOOGLE_API_KEY", "GEMINI_API_KEY", "GOOGLE_GEMINI_BASE_URL",
+                        "GOOGLE_GENAI_USE_VERTEXAI")}
+    done = subprocess.run([sys.executable, "-m", "reference_server"], env=env, timeout=60,
+                          capture_output=True, text=True)
+    assert done.returncode != 0
+    assert "GOOGLE_API_KEY" in done.stderr and "emulator" not in done.stdout + done.stderr

@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "solutions" / "05_fastapi_sse_endpoint.ipynb"
-PACKAGE = ROOT / "workshop" / "reference_server"
+PACKAGE = ROOT / "reference_server"
 
 SHARED = {
     "errors.py": ["STREAM_ERRORS", "ERROR_CODE_CLASSES", "classify_error_code", "classify_exception",
@@ -64,4 +64,4 @@ def test_notebook_and_package_define_the_same_code(module, name):
     notebook = notebook_definitions()
     assert name in notebook, f"notebook 05 no longer defines {name}"
     assert notebook[name] == package[name], (
-        f"{name}: notebook 05 and workshop/reference_server/{module} differ; change both together")
+        f"{name}: notebook 05 and reference_server/{module} differ; change both together")

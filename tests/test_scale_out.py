@@ -1,4 +1,4 @@
-"""Scale-out: two real server processes (``python -m workshop.reference_server``) behind one
+"""Scale-out: two real server processes (``python -m reference_server``) behind one
 port (a round-robin TCP proxy), sharing the database. A conversation started on one continues
 on the other; with the replay buffer in the database (``WORKSHOP_REPLAY_STORE=database``) a
 stream cut on one process resumes on the other; with the default in-memory buffer such a resume
@@ -18,9 +18,10 @@ import httpx
 import pytest
 from httpx_sse import connect_sse
 
-from workshop.reference_server import BackgroundServer, Settings, create_app
-from workshop.reference_server.persistence import session_service_from_url
-from workshop.reference_server.scaleout import RoundRobinProxy, start_processes
+from reference_server import Settings, create_app
+from reference_server.persistence import session_service_from_url
+from workshop.servers import BackgroundServer
+from workshop.servers.scaleout import RoundRobinProxy, start_processes
 from workshop.testing import postgres_url
 
 TOKENS = "tok-alice:alice,tok-bob:bob"
@@ -156,8 +157,8 @@ def resume_across_processes(emulator, a, b) -> None:
 
 
 async def _store_semantics(url: str) -> None:
-    from workshop.reference_server.persistence import DatabaseReplayStore
-    from workshop.reference_server.replay import Frame
+    from reference_server.persistence import DatabaseReplayStore
+    from reference_server.replay import Frame
 
     now = [1000.0]
     sid = f"s-{uuid.uuid4().hex}"  # the PostgreSQL database outlives the test
@@ -204,7 +205,7 @@ def database_url(database: str, tmp_path) -> str:
 def shared_server(url: str, **settings) -> BackgroundServer:
     """A reference server on the shared database, sessions and replay buffer: in this process
     but sharing nothing in memory with another one built the same way (as two processes)."""
-    from workshop.reference_server.persistence import DatabaseReplayStore
+    from reference_server.persistence import DatabaseReplayStore
 
     return BackgroundServer(create_app(Settings(
         tokens={"tok-alice": "alice"}, session_service=session_service_from_url(url),
@@ -274,7 +275,7 @@ def test_a_turn_whose_process_died_ends_with_turn_lost(emulator, gemini_emulator
     """A real process is killed (SIGKILL) in the middle of a turn: a client resuming on another
     process gets the frames it missed, then `event: error` TURN_LOST once the dead owner's
     check-ins are stale; the session then takes a new message."""
-    import workshop.reference_server.turns as turns_module
+    import reference_server.turns as turns_module
 
     monkeypatch.setattr(turns_module, "OWNER_STALE_S", 3.0)  # 15 s in production
     url = database_url("sqlite", tmp_path)
@@ -309,7 +310,7 @@ def test_a_turn_whose_process_died_ends_with_turn_lost(emulator, gemini_emulator
 def test_a_server_process_owns_its_port_before_it_starts():
     """The port is bound by ServerProcess and handed to the child, so no other server can take it
     between "found free" and "bound" (and answer the health check in its place)."""
-    from workshop.reference_server.scaleout import ServerProcess
+    from workshop.servers.scaleout import ServerProcess
 
     server = ServerProcess({})
     try:

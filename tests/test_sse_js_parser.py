@@ -15,7 +15,7 @@ from fastapi.sse import format_sse_event
 from httpx_sse._decoders import SSEDecoder, SSELineDecoder
 from test_browser_chat import chromium
 
-from workshop.reference_server import STATIC_DIR
+from reference_server import STATIC_DIR
 
 ORIGIN = "http://sse-parser.test"  # answered by page.route below, never by a network
 

@@ -11,8 +11,8 @@ import asyncio
 
 import pytest
 
-from workshop.reference_server.replay import Frame, InMemoryReplayStore
-from workshop.reference_server.turns import PING, TurnManager, encode
+from reference_server.replay import Frame, InMemoryReplayStore
+from reference_server.turns import PING, TurnManager, encode
 
 
 def manager(keepalive_s: float = 15.0) -> tuple[TurnManager, InMemoryReplayStore]:

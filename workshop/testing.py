@@ -5,7 +5,7 @@ pointing google-genai (and so ADK) at it. Script a test's scenario with
 ``emulator.script(Reply(...))`` or ``emulator.arm_fault("503")``; read what the model was
 asked in ``emulator.requests``.
 
-``reference_server``: the reference SSE server (``workshop.reference_server``) under real
+``reference_server``: the reference SSE server (``reference_server``) under real
 uvicorn on a free loopback port, talking to that emulator (tokens in ``REFERENCE_TOKENS``).
 """
 
@@ -36,7 +36,7 @@ def emulator(gemini_emulator_session: EmulatorHandle, monkeypatch: pytest.Monkey
     return handle
 
 
-# -- the reference SSE server (workshop.reference_server) under real uvicorn ------------------
+# -- the reference SSE server (reference_server) under real uvicorn ------------------
 REFERENCE_TOKENS = {"tok-alice": "alice", "tok-bob": "bob"}  # token -> user, for tests only
 
 
@@ -49,7 +49,8 @@ def reference_server(emulator: EmulatorHandle):
     ``app.state.runner``), ``.errors`` (what uvicorn logged as errors). Tokens: ``tok-alice``
     (user ``alice``) and ``tok-bob`` (user ``bob``), as in ``REFERENCE_TOKENS``.
     """
-    from .reference_server import BackgroundServer, Settings, create_app
+    from reference_server import Settings, create_app
+    from workshop.servers import BackgroundServer
 
     app = create_app(Settings(tokens=dict(REFERENCE_TOKENS)))
     with BackgroundServer(app) as server:
@@ -61,7 +62,7 @@ def postgres_url() -> str:
     import asyncio
     import os
 
-    from .reference_server.persistence import prepare_database
+    from reference_server.persistence import prepare_database
 
     url = os.environ.get("WORKSHOP_TEST_DATABASE_URL", "").strip()
     if url:

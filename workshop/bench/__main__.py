@@ -1,7 +1,7 @@
 """``python -m workshop.bench [--quick] [--out DIR] [--reference PACKAGE]``: run the benchmark,
 write JSON and plots. ``--reference`` measures a candidate reference server (a package with the
 same ``create_app``/``Settings``, importable by the server processes) in place of
-``workshop.reference_server``."""
+``reference_server``."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument("--reference", metavar="PACKAGE",
                         help="measure this package's create_app/Settings as the reference server "
-                             "(a candidate change; default workshop.reference_server)")
+                             "(a candidate change; default reference_server)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     logging.getLogger("asyncio").setLevel(logging.CRITICAL)  # clients closed after the loop: noise

@@ -115,7 +115,7 @@ async def profile_endpoints(emulator: EmulatorHandle, count_to: int, streams: in
     import httpx
     from httpx_sse import aconnect_sse
 
-    from ..reference_server import Settings, create_app
+    from reference_server import Settings, create_app
 
     out: dict[str, Any] = {"streams": streams, "count_to": count_to}
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
@@ -123,7 +123,7 @@ async def profile_endpoints(emulator: EmulatorHandle, count_to: int, streams: in
         (agents_dir / "assistant").mkdir(parents=True)
         (agents_dir / "assistant" / "__init__.py").write_text("from . import agent\n")
         (agents_dir / "assistant" / "agent.py").write_text(
-            "from workshop.reference_server import build_agent\n\nroot_agent = build_agent()\n")
+            "from reference_server import build_agent\n\nroot_agent = build_agent()\n")
         from google.adk.cli.fast_api import get_fast_api_app
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r"\[EXPERIMENTAL\]")

@@ -5,7 +5,7 @@ Configurations (``CONFIGS``):
 - ``raw``: google-genai's ``client.aio.models.generate_content_stream``: the floor, no agent
   framework;
 - ``run_async``: ADK's ``runner.run_async`` in process, ``StreamingMode.SSE``;
-- ``reference``: the workshop's reference SSE endpoint (``workshop.reference_server``) over
+- ``reference``: the workshop's reference SSE endpoint (``reference_server``) over
   loopback HTTP (uvicorn on a thread; client httpx + httpx-sse);
 - ``run_sse``: ADK's built-in ``POST /run_sse`` (``get_fast_api_app``) over loopback HTTP, served
   the same way.

@@ -41,7 +41,7 @@ def write_agents_dir(root: Path) -> Path:
     (agents_dir / "assistant").mkdir(parents=True, exist_ok=True)
     (agents_dir / "assistant" / "__init__.py").write_text("from . import agent\n")
     (agents_dir / "assistant" / "agent.py").write_text(
-        "from workshop.reference_server import build_agent\n\nroot_agent = build_agent()\n")
+        "from reference_server import build_agent\n\nroot_agent = build_agent()\n")
     return agents_dir
 
 
@@ -52,7 +52,7 @@ def build_app(name: str, tmp: Path) -> Any:
 
         # WORKSHOP_BENCH_REFERENCE: another package with the same create_app/Settings, to
         # measure a candidate change to the reference server against the current one
-        server = importlib.import_module(os.environ.get("WORKSHOP_BENCH_REFERENCE", "workshop.reference_server"))
+        server = importlib.import_module(os.environ.get("WORKSHOP_BENCH_REFERENCE", "reference_server"))
         return server.create_app(server.Settings(tokens={TOKEN: USER}))
     from google.adk.cli.fast_api import get_fast_api_app
     with warnings.catch_warnings():
@@ -134,8 +134,9 @@ class Client:
         from google.adk.runners import Runner
         from google.adk.sessions import InMemorySessionService
 
+        from reference_server import build_agent
+
         from ..backend import model_name
-        from ..reference_server import build_agent
 
         self.urls = urls
         self.model = model_name()

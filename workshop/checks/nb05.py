@@ -247,7 +247,7 @@ def _uses_compare_digest(make_current_user) -> bool | None:
 async def _call(current_user, authorization: str | None) -> httpx.Response:
     from fastapi import Depends, FastAPI
 
-    from ..reference_server.errors import install_error_handlers
+    from reference_server.errors import install_error_handlers
 
     app = FastAPI()
     install_error_handlers(app)

@@ -95,7 +95,9 @@ def check_resuming_client(read_with_resume: Callable[[str, str, str, str], list[
     offline emulator's handle (``backend.emulator``) to count model calls, or None."""
     import httpx
 
-    from ..reference_server import BackgroundServer, Settings, create_app
+    from reference_server import Settings, create_app
+
+    from ..servers import BackgroundServer
 
     app = create_app(Settings(tokens={TOKEN: "learner"}, resume_grace_s=10))
     before = len(emulator.requests) if emulator is not None else 0

@@ -92,7 +92,7 @@ def _text(event) -> str:
 # ------------------------------------------------------------ Exercise 10.1: assert_streamed_once
 
 def _weather_tool():
-    from ..reference_server import get_weather
+    from reference_server import get_weather
 
     return get_weather
 

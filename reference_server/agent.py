@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
+
 from google.adk.agents import Agent
 from google.adk.models import BaseLlm
 
-from ..backend import model_name
+DEFAULT_MODEL = "gemini-3.5-flash"  # google-adk 2.13's own default for LlmAgent
+MODEL_ENV = "WORKSHOP_MODEL"
+
+
+def model_name() -> str:
+    """The model the server asks for: ``WORKSHOP_MODEL``, else google-adk's default."""
+    return os.environ.get(MODEL_ENV) or DEFAULT_MODEL
 
 INSTRUCTION = (
     "You are a helpful assistant. Answer clearly and briefly. "

@@ -34,10 +34,6 @@ class _Keep(logging.Handler):
             line = f"{line}: {type(exc).__name__}: {exc}"
         self.server.errors.append(line)
 
-
-LISTEN_FD_ENV = "WORKSHOP_LISTEN_FD"  # a listening socket a child server inherits (scaleout.py)
-
-
 def tcp_socket(host: str, port: int) -> socket.socket:
     """A socket bound to ``host:port`` (0: a free port) for a server to listen on.
 
@@ -48,7 +44,6 @@ def tcp_socket(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     return sock
-
 
 class BackgroundServer:
     """uvicorn serving ``app`` on ``host:port`` (port 0: a free one) from its own thread."""
@@ -116,7 +111,6 @@ class BackgroundServer:
 
     def __repr__(self) -> str:
         return f"<BackgroundServer {self.url} {'running' if self.running else 'stopped'}>"
-
 
 def serve_in_background(app: Any, host: str = "127.0.0.1", port: int = 0, **kwargs: Any) -> BackgroundServer:
     """Start ``app`` under uvicorn on a background thread and return the running server."""

@@ -1,5 +1,7 @@
-"""``python -m workshop.reference_server`` (``make serve``): the reference server on
-``HOST:PORT`` (default 127.0.0.1:8000), offline emulator unless a key is set."""
+"""``python -m reference_server``: the reference server on ``HOST:PORT`` (default
+127.0.0.1:8000), with the model google-genai finds in the environment (``GOOGLE_API_KEY``,
+Vertex AI settings, ``GOOGLE_GEMINI_BASE_URL``). It never starts an emulator: in the
+workshop, ``make serve`` (``python -m workshop.serve``) starts the offline one first."""
 
 from __future__ import annotations
 
@@ -11,10 +13,9 @@ import sys
 
 import uvicorn
 
-import workshop
-
 from .app import Settings, create_app
-from .background import LISTEN_FD_ENV
+
+LISTEN_FD_ENV = "WORKSHOP_LISTEN_FD"  # a listening socket inherited from a parent process
 
 
 def banner(settings: Settings, url: str) -> str:
@@ -56,14 +57,17 @@ class RedactTokens(logging.Filter):
 def main() -> None:
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "8000"))
-    workshop.setup()
+    if not any(os.environ.get(name) for name in
+               ("GOOGLE_API_KEY", "GEMINI_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI")):
+        sys.exit("reference server: no model credentials: set GOOGLE_API_KEY (or Vertex AI "
+                 "settings; GOOGLE_GEMINI_BASE_URL for another endpoint)")
     try:
         settings = Settings.from_env()
     except ValueError as exc:
         sys.exit(f"reference server: {exc}")
     app = create_app(settings)
     sockets = None
-    if fd := os.environ.get(LISTEN_FD_ENV):  # the parent bound the port (scaleout.ServerProcess)
+    if fd := os.environ.get(LISTEN_FD_ENV):  # a parent bound the port for us
         sock = socket.socket(fileno=int(fd))  # family and protocol (TCP: no Nagle) read from the fd
         host, port = sock.getsockname()[:2]
         sockets = [sock]

@@ -15,7 +15,7 @@ from google.adk.events import Event
 
 from .errors import classify_error_code, classify_exception, error_frame
 
-logger = logging.getLogger("workshop.reference_server")
+logger = logging.getLogger("reference_server")
 
 T = TypeVar("T")
 _END = object()

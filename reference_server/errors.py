@@ -20,7 +20,7 @@ from fastapi.sse import ServerSentEvent
 from google.genai import errors as genai_errors
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-logger = logging.getLogger("workshop.reference_server")
+logger = logging.getLogger("reference_server")
 
 # The codes of `event: error` frames, with the message a user may read (no internals).
 STREAM_ERRORS = {

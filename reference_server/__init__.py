@@ -1,6 +1,6 @@
 """The reference SSE server of the workshop: an ADK agent streamed over Server-Sent Events.
 
-Run it: ``make serve`` (or ``python -m workshop.reference_server``; ``HOST``/``PORT``
+Run it: ``make serve`` (or ``python -m reference_server``; ``HOST``/``PORT``
 override ``127.0.0.1:8000``; offline emulator unless a key is set). Build it in code:
 ``create_app(Settings(tokens={"tok-a": "alice"}))``. Notebook 05 builds the same endpoint
 step by step.
@@ -64,7 +64,6 @@ persisted, so the next message always works.
 from .agent import build_agent, get_weather
 from .app import DEV_USER, STATIC_DIR, Settings, create_app
 from .auth import make_current_user, parse_tokens
-from .background import BackgroundServer, serve_in_background
 from .errors import (
     STREAM_ERRORS,
     api_error,
@@ -86,7 +85,6 @@ __all__ = [
     "STATIC_DIR",
     "STREAM_ERRORS",
     "TURN_ERRORS",
-    "BackgroundServer",
     "Frame",
     "InMemoryReplayStore",
     "MessageIn",
@@ -111,6 +109,5 @@ __all__ = [
     "model_client_kwargs",
     "parse_tokens",
     "read_message",
-    "serve_in_background",
     "sse_frames",
 ]

@@ -46,7 +46,7 @@ from .replay import Frame, ReplayStore, Tail, TurnState
 
 DATABASE_URL_ENV = "DATABASE_URL"
 POOL_SIZE_ENV = "DATABASE_POOL_SIZE"
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]  # the folder that holds reference_server/
 DEFAULT_SQLITE_PATH = PROJECT_ROOT / ".workshop" / "sessions.db"
 MEMORY_URLS = ("memory://", "memory:", "memory")
 SQLITE_BUSY_TIMEOUT_MS = 10_000  # writers from other connections or processes wait this long

@@ -2,7 +2,7 @@
 
 Notebook 05 builds the same endpoint step by step; this module is its runnable, complete
 version (keep the two consistent). Run it with ``make serve`` or
-``python -m workshop.reference_server``.
+``python -m reference_server``.
 """
 
 import asyncio
@@ -26,8 +26,7 @@ from google.adk.sessions import BaseSessionService, InMemorySessionService, Sess
 from google.adk.sessions.base_session_service import GetSessionConfig
 from google.genai import types
 
-from ..backend import model_name
-from .agent import build_agent
+from .agent import build_agent, model_name
 from .auth import TOKENS_ENV, make_current_user, parse_tokens
 from .errors import STREAM_ERRORS, api_error, error_body, install_error_handlers
 from .messages import MAX_BODY_BYTES, MessageIn, read_message
@@ -52,7 +51,7 @@ DEV_USER = "developer"
 _PLACEHOLDER_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>ADK SSE reference server</title></head>
 <body><h1>ADK SSE reference server</h1>
-<p>The chat page (<code>workshop/reference_server/static/index.html</code>) is not there yet.
+<p>The chat page (<code>reference_server/static/index.html</code>) is not there yet.
 The API is: <code>POST /api/sessions</code>, then <code>POST /api/sessions/{id}/messages</code>
 with <code>{"text": "..."}</code> and <code>Authorization: Bearer &lt;token&gt;</code>.
 See <a href="/docs">/docs</a>.</p></body></html>
@@ -126,7 +125,8 @@ class Settings:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The FastAPI app of the reference server. The environment must already point at a
-    model (call ``workshop.setup()`` first; ``python -m workshop.reference_server`` does)."""
+    model: google-genai reads ``GOOGLE_API_KEY`` (or Vertex AI settings, and
+    ``GOOGLE_GEMINI_BASE_URL`` for another endpoint) from the environment."""
     settings = settings or Settings.from_env()
     agent = settings.agent or build_agent(Gemini(model=model_name(), retry_options=settings.retry_options,
                                                  client_kwargs=model_client_kwargs()))

@@ -49,7 +49,7 @@ from .model_responses import closing_model_responses
 from .replay import Frame, ReplayStore, TurnState
 from .streaming import sse_frames
 
-logger = logging.getLogger("workshop.reference_server")
+logger = logging.getLogger("reference_server")
 
 LIMIT_EXCEEDED = LlmCallsLimitExceededError.__name__  # ADK's error_code when max_llm_calls is hit
 ABORTED = "INVOCATION_ABORTED"  # ADK's error_code of the event that seals an aborted run

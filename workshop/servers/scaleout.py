@@ -1,10 +1,10 @@
 """Scale-out on one machine: reference-server processes, and a round-robin TCP proxy in front.
 
-    with ServerProcess(env) as a, ServerProcess(env) as b:      # python -m workshop.reference_server
+    with ServerProcess(env) as a, ServerProcess(env) as b:      # python -m reference_server
         with RoundRobinProxy([a.address, b.address]) as proxy:  # one port for both
             httpx.post(f"{proxy.url}/api/sessions", ...)
 
-``ServerProcess`` runs ``python -m workshop.reference_server`` on a free loopback port with the
+``ServerProcess`` runs ``python -m reference_server`` on a free loopback port with the
 given environment (``DATABASE_URL``, ``WORKSHOP_TOKENS``, ``GOOGLE_GEMINI_BASE_URL``...) and
 waits for ``/healthz``; ``stop()`` sends SIGTERM (uvicorn drains), then kills after a timeout.
 The port is bound here and the listening socket handed to the child (``WORKSHOP_LISTEN_FD``):
@@ -37,7 +37,9 @@ from collections.abc import Mapping
 
 import httpx
 
-from .background import LISTEN_FD_ENV, tcp_socket
+from reference_server.__main__ import LISTEN_FD_ENV
+
+from .background import tcp_socket
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -47,7 +49,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class ServerProcess:
-    """``python -m workshop.reference_server`` in a child process on ``host:port``; its
+    """``python -m reference_server`` in a child process on ``host:port``; its
     environment is this process's with ``env`` on top (a value of None removes a variable)."""
 
     def __init__(self, env: Mapping[str, str | None], host: str = "127.0.0.1", port: int = 0) -> None:
@@ -76,7 +78,7 @@ class ServerProcess:
         self._log = tempfile.TemporaryFile()  # a pipe nobody reads would block the server when full
         fd = self._sock.fileno()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "workshop.reference_server"], env={**self.env, LISTEN_FD_ENV: str(fd)},
+            [sys.executable, "-m", "reference_server"], env={**self.env, LISTEN_FD_ENV: str(fd)},
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._log, pass_fds=(fd,),
         )
         self._sock.close()  # the child has its own copy
