@@ -44,8 +44,9 @@ emulator: $(STAMP)  ## run the offline Gemini emulator standalone on 127.0.0.1:8
 serve: $(STAMP)  ## run the reference SSE server on 127.0.0.1:$${PORT:-8000} (offline emulator unless a key is set)
 	$(BIN)/python -m workshop.serve
 
-bench: $(STAMP)  ## measure what streaming costs (4 configurations, offline); results in results/bench/
+bench: $(STAMP)  ## measure what streaming costs (4 configurations, offline), then the reference against /run_sse head to head; results in results/bench/
 	$(BIN)/python -m workshop.bench $(BENCH_ARGS)
+	$(BIN)/python -m workshop.bench.versus
 
 load: $(STAMP)  ## load test: 200 concurrent streaming conversations (offline, realistic pacing): p50/p99 latency, memory
 	$(BIN)/python -m workshop.loadtest --streams 200 $(LOAD_ARGS)

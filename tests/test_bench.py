@@ -57,3 +57,20 @@ async def test_quick_run_measures_every_configuration(tmp_path):
     assert again["pacing"]["zero"]["configs"]["raw"]["1"]["streams"] == QUICK.batches[1]
     assert (tmp_path / "throughput.png").stat().st_size > 1000
     assert (tmp_path / "latency_realistic.png").is_file()
+
+
+def test_versus_measures_both_servers_on_both_storages_like_for_like():
+    """``python -m workshop.bench.versus`` (small): every metric measured on both sides, for
+    sessions in memory and in SQLite, and its ratio is reference / ``/run_sse``."""
+    from workshop.bench.versus import METRICS, QUICK, format_versus, run_versus
+
+    results = run_versus(QUICK, progress=None)
+    assert set(results["storages"]) == {"memory", "sqlite"}
+    for r in results["storages"].values():
+        for side in ("reference", "run_sse"):
+            assert len(r["samples"][side]["total_ms"]) == QUICK.turns
+            assert len(r["samples"][side]["concurrent_wall_ms"]) == QUICK.rounds
+            assert all(r["medians"][side][m] > 0 for m in METRICS)
+        for m in METRICS:
+            assert r["ratios"][m] == r["medians"]["reference"][m] / r["medians"]["run_sse"][m]
+    assert "sqlite" in format_versus(results)
