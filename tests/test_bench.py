@@ -1,12 +1,14 @@
 """The benchmark (``make bench``) runs, measures every configuration, and writes its results."""
 
+import copy
 import json
 import math
 
 import pytest
 
 from workshop.bench import CONFIGS, QUICK, percentile, run_benchmark, summary, write_results
-from workshop.bench.report import format_report
+from workshop.bench.report import format_report, goals_text
+from workshop.bench.runner import goals
 
 
 def test_percentile_matches_numpy_linear():
@@ -51,6 +53,21 @@ async def test_quick_run_measures_every_configuration(tmp_path):
     assert results["ratios"]["zero"]["vs_raw"]["reference"]["1"]["latency_ms_median"] > 0
     assert set(results["goals"]) == {"reference_vs_run_sse", "http_layer_added_ms", "p99_gap_at_max_streams"}
     assert "ratios vs ADK /run_sse" in format_report(results)
+    # The quick run is too small to conclude anything: it says so instead of a verdict.
+    assert results["goals"]["reference_vs_run_sse"]["met"] is None
+    assert "too small a sample" in goals_text(results)
+    # With enough samples, a negative overhead (run_async slower than HTTP on top of it) is noise:
+    # shown, never counted towards a verdict.
+    big = copy.deepcopy(results)
+    for data in big["pacing"].values():
+        for levels in data["configs"].values():
+            for cell in levels.values():
+                cell["streams"] = 100
+    cells = big["pacing"]["realistic"]["configs"]
+    cells["run_async"]["1"]["latency_ms"]["median"] = cells["reference"]["1"]["latency_ms"]["median"] + 5
+    judged = {a["streams"]: a for a in goals(big)["http_layer_added_ms"]["judged"]}
+    assert judged[1]["added_ms"] < 0 and not judged[1]["conclusive"]
+    assert "not judged" in goals_text({**big, "goals": goals(big)})
 
     path = write_results(results, tmp_path)
     again = json.loads(path.read_text())
