@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup lab test lint exercises clean-notebooks emulator serve bench load clean
+.PHONY: setup lab test lint exercises clean-notebooks emulator serve serve-prod bench load clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "google-adk 2.13 needs Python 3.11 or newer: run make with PYTHON=python3.11 (or newer)")'
@@ -43,6 +43,9 @@ emulator: $(STAMP)  ## run the offline Gemini emulator standalone on 127.0.0.1:8
 
 serve: $(STAMP)  ## run the reference SSE server on 127.0.0.1:$${PORT:-8000} (offline emulator unless a key is set)
 	$(BIN)/python -m workshop.serve
+
+serve-prod: $(STAMP)  ## nginx on $${PORT:-8080} in front of $${WORKERS:-2} reference-server workers sharing sessions and streams (needs Debian's nginx)
+	$(BIN)/python -m workshop.stack
 
 bench: $(STAMP)  ## measure what streaming costs (4 configurations, offline), then the reference against /run_sse head to head; results in results/bench/
 	$(BIN)/python -m workshop.bench $(BENCH_ARGS)
