@@ -9,6 +9,7 @@ tests judge what each one does: frames, status codes, what it prints.
 from __future__ import annotations
 
 import ast
+import difflib
 import json
 import os
 import re
@@ -20,8 +21,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import nbformat
 import pytest
 from httpx_sse import connect_sse
+
+from workshop.exercises import BEGIN, END
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -29,6 +33,8 @@ SCRIPTS = sorted(path.name for path in EXAMPLES.glob("*.py"))
 # Run first in the child: importing anything of this repository then fails.
 BLOCK_REPO = "import sys; sys.modules['workshop'] = sys.modules['reference_server'] = None\n"
 ALICE = {"Authorization": "Bearer tok-alice"}
+LESSON_05 = ROOT / "solutions" / "05_fastapi_sse_endpoint.ipynb"
+FILE_TAG = "examples/minimal_sse_endpoint.py"  # the tag of lesson 05's cells that are the file
 
 
 def test_the_three_examples_exist():
@@ -50,6 +56,47 @@ def test_each_example_says_what_it_is_how_to_run_it_and_what_it_needs(name):
         if module.split(".")[0] in ("workshop", "reference_server", "tests", "examples")
     ]
     assert repo_imports == [], "examples import pip packages only"
+
+
+# -- lesson 05 builds minimal_sse_endpoint.py ---------------------------------------------------
+def lesson_cells() -> str:
+    """Lesson 05's cells tagged as the file, in order, solution markers removed, two blank lines
+    between cells."""
+    cells = [cell for cell in nbformat.read(LESSON_05, as_version=4).cells
+             if cell.cell_type == "code" and FILE_TAG in cell.metadata.get("tags", [])]
+    return "\n\n\n".join(
+        "\n".join(line for line in cell.source.splitlines()
+                  if not line.lstrip().startswith((BEGIN, END))).strip("\n")
+        for cell in cells)
+
+
+def file_code() -> str:
+    """The file without its module docstring and its closing ``if __name__ == "__main__":`` block
+    (in a notebook ``__name__`` is ``"__main__"`` too: that block would serve forever)."""
+    text = (EXAMPLES / "minimal_sse_endpoint.py").read_text()
+    tree = ast.parse(text)
+    docstring, *_, main = tree.body
+    assert isinstance(docstring, ast.Expr) and isinstance(docstring.value, ast.Constant)
+    assert isinstance(main, ast.If) and ast.unparse(main.test) == "__name__ == '__main__'", (
+        "the file ends with its __main__ block, and nothing else follows the lesson's code")
+    lines = text.splitlines()
+    return "\n".join(lines[docstring.end_lineno:main.lineno - 1]).strip("\n")
+
+
+def test_lesson_05_cells_are_the_minimal_endpoint_file():
+    cells, code = lesson_cells(), file_code()
+    assert '@api.post("/api/sessions/{session_id}/messages"' in cells  # the route included
+    diff = "\n".join(difflib.unified_diff(code.splitlines(), cells.splitlines(),
+                                          "examples/minimal_sse_endpoint.py", "lesson 05's cells",
+                                          lineterm=""))
+    assert cells == code, f"change the file and lesson 05's cells together:\n{diff}"
+
+
+def test_only_lesson_05_carries_the_file_tag():
+    carriers = [path.name for path in sorted((ROOT / "solutions").glob("*.ipynb"))
+                if any(FILE_TAG in cell.metadata.get("tags", [])
+                       for cell in nbformat.read(path, as_version=4).cells)]
+    assert carriers == [LESSON_05.name]
 
 
 def copy_alone(name: str, folder: Path) -> Path:
@@ -194,6 +241,23 @@ def test_minimal_endpoint_reports_a_failure_after_the_first_byte_in_band(
         # the session is still usable
         _, after = check_frames(read_stream(client, session_id, "Count to 2"))
     assert after.event == "done"
+
+
+def test_minimal_endpoint_closes_the_model_request_when_the_client_leaves(minimal_endpoint, emulator):
+    emulator.set_pacing(chunk_s=0.02)  # "Count to 300": 6 s of chunks, the client leaves long before
+    with httpx.Client(base_url=minimal_endpoint, timeout=30) as client:
+        session_id = new_session(client)
+        with connect_sse(client, "POST", f"/api/sessions/{session_id}/messages", headers=ALICE,
+                         json={"text": "Count to 300"}) as source:
+            for number, _ in enumerate(source.iter_sse(), start=1):
+                if number == 3:
+                    break
+    deadline = time.monotonic() + 10
+    while emulator.requests[-1].outcome == "running" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    record = emulator.requests[-1]
+    assert record.outcome == "client_closed"
+    assert record.chunks_sent < 150  # stopped, not read to the end by nobody
 
 
 # -- sse_client.py -----------------------------------------------------------------------------
