@@ -9,11 +9,13 @@ tests judge what each one does: frames, status codes, what it prints.
 from __future__ import annotations
 
 import ast
+import contextlib
 import difflib
 import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -123,15 +125,15 @@ def run_script(script: Path, *args: str, emulator_url: str) -> subprocess.Comple
 
 
 # -- minimal_sse_endpoint.py ----------------------------------------------------------------
-@pytest.fixture(scope="module")
-def minimal_endpoint(gemini_emulator_session, tmp_path_factory) -> Iterator[str]:
-    """``python minimal_sse_endpoint.py`` from a copy, on a free port; yields its URL."""
-    folder = tmp_path_factory.mktemp("my_project")
+@contextlib.contextmanager
+def serving(folder: Path, model_url: str) -> Iterator[str]:
+    """``python minimal_sse_endpoint.py`` from a copy in ``folder``, on a free port, its model at
+    ``model_url``; yields the server's URL."""
     script = copy_alone("minimal_sse_endpoint.py", folder)
     log = folder / "server.log"
     with log.open("w") as out:
         proc = subprocess.Popen(command(script), cwd=folder, stdout=out, stderr=subprocess.STDOUT,
-                                env=child_env(gemini_emulator_session.url, PORT="0"))
+                                env=child_env(model_url, PORT="0"))
     try:
         deadline = time.monotonic() + 90
         while not (found := re.search(r"Uvicorn running on (http://\S+)", log.read_text())):
@@ -144,6 +146,12 @@ def minimal_endpoint(gemini_emulator_session, tmp_path_factory) -> Iterator[str]
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="module")
+def minimal_endpoint(gemini_emulator_session, tmp_path_factory) -> Iterator[str]:
+    with serving(tmp_path_factory.mktemp("my_project"), gemini_emulator_session.url) as url:
+        yield url
 
 
 def new_session(client: httpx.Client, headers=ALICE) -> str:
@@ -258,6 +266,17 @@ def test_minimal_endpoint_closes_the_model_request_when_the_client_leaves(minima
     record = emulator.requests[-1]
     assert record.outcome == "client_closed"
     assert record.chunks_sent < 150  # stopped, not read to the end by nobody
+
+
+def test_minimal_endpoint_reports_an_unreachable_model_in_band(tmp_path):
+    """ADK reports a connection it could not open as an event with error_code 'ConnectError'."""
+    with socket.socket() as closed:  # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    with serving(tmp_path, dead) as url, httpx.Client(base_url=url, timeout=60) as client:
+        events, last = check_frames(read_stream(client, new_session(client), "Hello"))
+    assert events[-1]["errorCode"] == "ConnectError"
+    assert json.loads(last.data)["error"]["code"] == "MODEL_UNAVAILABLE"
 
 
 # -- sse_client.py -----------------------------------------------------------------------------
