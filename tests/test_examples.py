@@ -296,6 +296,20 @@ def test_sse_client_prints_the_answer_once_as_it_streams(client_script, minimal_
     assert "[tool call] get_weather({'city': 'Paris'})" in done.stderr
 
 
+def test_sse_client_prints_text_before_and_after_a_tool_call_once(client_script, minimal_endpoint,
+                                                                emulator):
+    """Text, then a call in the same model response: ADK's non-partial event for that response
+    holds the text and the call together, and must not print the text again."""
+    emulator.script({"text": "Let me look that up.", "function_call": {"name": "get_weather",
+                                                                       "args": {"city": "Tokyo"}}},
+                    {"text": " Tokyo is cloudy, 18 degrees."})
+    done = run_script(client_script, "Tokyo weather?", "--url", minimal_endpoint,
+                      emulator_url=emulator.url)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "Let me look that up. Tokyo is cloudy, 18 degrees.\n"
+    assert done.stderr.count("[tool call] get_weather") == 1
+
+
 def test_sse_client_reports_an_error_frame_and_a_refusal(client_script, minimal_endpoint, emulator):
     failed = run_script(client_script, "[fault:error-after=2] Count to 10", "--url",
                         minimal_endpoint, emulator_url=emulator.url)
