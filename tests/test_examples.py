@@ -421,3 +421,26 @@ def test_typewriter_exits_with_the_failure(tmp_path, emulator):
     failed = run_script(script, "[fault:500] Hello", emulator_url=emulator.url)
     assert failed.returncode == 1
     assert "[failed] ServerError: 500" in failed.stderr and failed.stdout.strip() == ""
+
+
+async def test_typewriter_prints_a_reply_that_arrives_whole(capsys):
+    """A reply written by a callback comes as one non-partial event, with no pieces before it."""
+    import runpy
+
+    from google.adk.agents import Agent
+    from google.adk.models import LlmResponse
+    from google.adk.runners import Runner
+    from google.adk.sessions import InMemorySessionService
+    from google.genai import types
+
+    typewrite = runpy.run_path(str(EXAMPLES / "typewriter.py"))["typewrite"]
+
+    def canned(callback_context, llm_request):
+        return LlmResponse(content=types.Content(role="model", parts=[types.Part(text="Whole.")]))
+
+    sessions = InMemorySessionService()
+    runner = Runner(app_name="t", session_service=sessions,
+                    agent=Agent(name="a", model="gemini-3.5-flash", before_model_callback=canned))
+    session = await sessions.create_session(app_name="t", user_id="u")
+    assert await typewrite(runner, "u", session.id, "Hi") == "Whole."
+    assert capsys.readouterr().out == "Whole.\n"
