@@ -24,7 +24,7 @@ lab: $(STAMP)  ## open JupyterLab on the exercise notebooks
 	cd notebooks && ../$(BIN)/jupyter lab $(LAB_FLAGS) $(LAB_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check workshop reference_server tests solutions
+	$(BIN)/ruff check workshop reference_server examples tests solutions
 
 test: $(STAMP) lint  ## lint, check notebooks/ is up to date, run every test (solutions via nbmake)
 	$(BIN)/python -m workshop.exercises --check
