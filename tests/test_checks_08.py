@@ -63,8 +63,33 @@ def starts_disabled(task):
     return button
 
 
-async def test_a_stop_button_that_stops_passes(runner_and_backend, capsys):
-    await nb08.check_stop_button(solution, *runner_and_backend)
+def named_handlers(task):
+    """Another right answer: named handlers, a guard against a finished task, a new label."""
+    button = widgets.Button(description="Stop", icon="stop", button_style="danger")
+
+    def on_stop(_button):
+        if not task.done():
+            task.cancel()
+
+    def on_end(_task):
+        button.disabled = True
+        button.description = "Stopped" if _task.cancelled() else "Done"
+
+    button.on_click(on_stop)
+    task.add_done_callback(on_end)
+    return button
+
+
+def cancels_at_once(task):
+    button = widgets.Button(description="Stop")
+    button.on_click(task.cancel())  # called now, not on click
+    task.add_done_callback(lambda _t: setattr(button, "disabled", True))
+    return button
+
+
+@pytest.mark.parametrize("right", [solution, named_handlers], ids=["solution", "named-handlers"])
+async def test_a_stop_button_that_stops_passes(runner_and_backend, capsys, right):
+    await nb08.check_stop_button(right, *runner_and_backend)
     out = capsys.readouterr().out
     assert "✅" in out and "client_closed" in out
 
@@ -76,7 +101,9 @@ async def test_a_stop_button_that_stops_passes(runner_and_backend, capsys):
     (disables_on_click_only, "ends by itself"),
     (returns_a_callback, "not an ipywidgets Button"),
     (starts_disabled, "disabled while the turn is running"),
-])
+    (cancels_at_once, "cancelled before Stop was clicked"),
+], ids=["does-nothing", "only-hides", "never-disables", "disables-on-click-only", "returns-callback",
+        "starts-disabled", "cancels-at-once"])
 async def test_wrong_stop_buttons_are_explained(runner_and_backend, capsys, wrong, message):
     with pytest.raises(CheckFailed, match=message):
         await nb08.check_stop_button(wrong, *runner_and_backend)
