@@ -369,5 +369,6 @@ async def check_current_user(make_current_user) -> None:
                  "which leaks through timing how close a guess was: compare the presented token "
                  "with every known one using hmac.compare_digest (secrets.compare_digest is the "
                  "same function).")
-    passed("Known tokens map to their users; missing, unknown, partial and non-Bearer credentials "
-           "get 401 with WWW-Authenticate: Bearer; tokens are compared in constant time.")
+    passed("Known tokens map to their users; missing, unknown, partial, non-ASCII and non-Bearer "
+           "credentials get 401 with WWW-Authenticate: Bearer; unknown tokens were refused through "
+           "hmac.compare_digest.")
