@@ -48,7 +48,7 @@ def thinking_stream() -> list[str]:
         _event_json("m-1", [types.Part(text=text2), types.Part(text=text3)], True),
         _event_json("m-1", [types.Part(text="")], True),
         _event_json("m-1", [types.Part(text=thought1 + thought2, thought=True),
-                            types.Part(text=text1 + text2 + text3)], None),
+                            types.Part(text=text1 + text2 + text3)], False),
     ]
 
 
@@ -73,8 +73,9 @@ def _replay(render, events: list[str]) -> list[dict]:
             fail(f"render raised KeyError: {error} on event {index} ({kind} event, keys "
                  f"{sorted(event)}).",
                  "The server serializes with exclude_none=True: a field that is None (partial on "
-                 "the aggregate, content on some events) is absent from the JSON, not null. Read "
-                 "optional fields with event.get('partial'), (event.get('content') or {}).get('parts').")
+                 "a function response or on a reply that did not stream, content on some events) "
+                 "is absent from the JSON, not null. Read optional fields with "
+                 "event.get('partial'), (event.get('content') or {}).get('parts').")
         except Exception as error:
             fail(f"render raised {type(error).__name__}: {error} on event {index}: "
                  f"{event_json[:90]}...",
