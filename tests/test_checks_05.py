@@ -328,3 +328,15 @@ async def test_checks_do_not_leave_tasks_behind(runner_and_sessions):
     await nb05.check_sse_frames(sse_frames, *runner_and_sessions)
     await asyncio.sleep(0)
     assert len(asyncio.all_tasks()) <= before
+
+
+def _cases(test) -> int:
+    return next(len(mark.args[1]) for mark in test.pytestmark if mark.name == "parametrize")
+
+
+def test_each_exercise_holds_five_mistakes_and_two_right_answers():
+    """The issue-12 floor: a check is tested with at least five distinct wrong answers and at
+    least two right ones written in different styles."""
+    for right, wrong in [(test_right_sse_frames_pass, test_wrong_sse_frames_are_explained),
+                         (test_right_current_user_passes, test_wrong_current_user_is_explained)]:
+        assert _cases(right) >= 2 and _cases(wrong) >= 5, (right.__name__, wrong.__name__)

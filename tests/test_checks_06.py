@@ -143,3 +143,14 @@ async def test_unfinished_exercise_raises_not_implemented(recorded):
 
     with pytest.raises(NotImplementedError):
         nb06.check_render(stub, recorded)
+
+
+def _cases(test) -> int:
+    return next(len(mark.args[1]) for mark in test.pytestmark if mark.name == "parametrize")
+
+
+def test_each_exercise_holds_five_mistakes_and_two_right_answers():
+    """The issue-12 floor: a check is tested with at least five distinct wrong answers and at
+    least two right ones written in different styles."""
+    for right, wrong in [(test_right_answers_pass, test_wrong_answers_are_explained)]:
+        assert _cases(right) >= 2 and _cases(wrong) >= 5, (right.__name__, wrong.__name__)

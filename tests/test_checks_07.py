@@ -163,16 +163,13 @@ RIGHT = [
 ]
 
 
-async def test_right_prediction_passes(emulator, capsys):
-    await nb07.check_prediction(lambda: RIGHT, model=MODEL)
+LOOSE = [(True, "thought")] + [[partial, list(kinds)] for partial, kinds in RIGHT[1:]]  # lists, a bare kind
+
+
+@pytest.mark.parametrize("right", [RIGHT, LOOSE], ids=["tuples", "lists-and-a-bare-kind"])
+async def test_right_prediction_passes(emulator, capsys, right):
+    await nb07.check_prediction(lambda: right, model=MODEL)
     assert "✅ All 7 rows right" in capsys.readouterr().out
-
-
-async def test_prediction_accepts_lists_and_a_bare_kind(emulator, capsys):
-    loose = [[partial, list(kinds)] for partial, kinds in RIGHT]
-    loose[0] = (True, "thought")
-    await nb07.check_prediction(lambda: loose, model=MODEL)
-    assert "✅" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(("wrong", "message"), [
@@ -207,3 +204,15 @@ async def test_unfinished_prediction_raises_not_implemented(emulator):
 
     with pytest.raises(NotImplementedError):
         await nb07.check_prediction(stub, model=MODEL)
+
+
+def _cases(test) -> int:
+    return next(len(mark.args[1]) for mark in test.pytestmark if mark.name == "parametrize")
+
+
+def test_each_exercise_holds_five_mistakes_and_two_right_answers():
+    """The issue-12 floor: a check is tested with at least five distinct wrong answers and at
+    least two right ones written in different styles."""
+    for right, wrong in [(test_right_display_filter_passes, test_wrong_display_filters_are_explained),
+                         (test_right_prediction_passes, test_wrong_predictions_are_explained)]:
+        assert _cases(right) >= 2 and _cases(wrong) >= 5, (right.__name__, wrong.__name__)

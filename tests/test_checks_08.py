@@ -126,3 +126,14 @@ async def test_no_task_is_left_running(runner_and_backend):
     await asyncio.sleep(0)
     leftover = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
     assert leftover == []
+
+
+def _cases(test) -> int:
+    return next(len(mark.args[1]) for mark in test.pytestmark if mark.name == "parametrize")
+
+
+def test_each_exercise_holds_five_mistakes_and_two_right_answers():
+    """The issue-12 floor: a check is tested with at least five distinct wrong answers and at
+    least two right ones written in different styles."""
+    for right, wrong in [(test_a_stop_button_that_stops_passes, test_wrong_stop_buttons_are_explained)]:
+        assert _cases(right) >= 2 and _cases(wrong) >= 5, (right.__name__, wrong.__name__)

@@ -290,3 +290,15 @@ def test_what_happened_lets_not_implemented_through():
 
     with pytest.raises(NotImplementedError):
         nb09.check_what_happened(stub)
+
+
+def _cases(test) -> int:
+    return next(len(mark.args[1]) for mark in test.pytestmark if mark.name == "parametrize")
+
+
+def test_each_exercise_holds_five_mistakes_and_two_right_answers():
+    """The issue-12 floor: a check is tested with at least five distinct wrong answers and at
+    least two right ones written in different styles."""
+    for right, wrong in [(test_resuming_client_passes, test_resuming_client_explains_wrong_answers),
+                         (test_what_happened_passes, test_what_happened_explains_wrong_answers)]:
+        assert _cases(right) >= 2 and _cases(wrong) >= 5, (right.__name__, wrong.__name__)

@@ -267,3 +267,16 @@ def test_the_check_restores_the_environment(emulator):
     with nb10.offline_emulator() as own:
         assert os.environ["GOOGLE_GEMINI_BASE_URL"] == own.url != emulator.url
     assert {name: os.environ.get(name) for name in before} == before
+
+
+def _cases(test) -> int:
+    return next(len(mark.args[1]) for mark in test.pytestmark if mark.name == "parametrize")
+
+
+def test_each_exercise_holds_five_mistakes_and_two_right_answers():
+    """The issue-12 floor: a check is tested with at least five distinct wrong answers and at
+    least two right ones written in different styles."""
+    for right, wrong in [(test_assert_streamed_once_solution_passes,
+                          test_assert_streamed_once_wrong_answers_are_explained),
+                         (test_weather_test_solution_passes, test_weather_test_wrong_answers_are_explained)]:
+        assert _cases(right) >= 2 and _cases(wrong) >= 5, (right.__name__, wrong.__name__)
