@@ -80,7 +80,6 @@ export class Turn {
     // while before it says anything), and the thinking box shows the latest step.
     this.startedAt = performance.now();
     this.phase = "waiting"; // waiting -> thinking (thoughts arrived) -> answering
-    this.thoughtFor = null; // ms from the start to the first answer text
     this.clock = null;
     if (!restored) {
       this.clock = setInterval(() => this.#tick(), 1000);
@@ -108,23 +107,31 @@ export class Turn {
     else this.#tick();
   }
 
-  // The progress line while no answer text has arrived yet, once a second.
+  // Once a second while the turn streams: the progress line until the first answer text,
+  // and the clock of a thinking box still thinking.
   #tick() {
-    if (this.restored || this.root.dataset.state !== "streaming" || this.phase === "answering") return;
+    if (this.restored || this.root.dataset.state !== "streaming") return;
+    for (const message of this.messages.values()) if (message.thoughtFor === null) this.#summarize(message);
+    if (this.phase === "answering") return;
     const elapsed = seconds(performance.now() - this.startedAt);
     this.status.dataset.phase = this.phase;
     const progress = this.phase === "thinking" ? `Thinking… ${elapsed}` : `Waiting for the model… ${elapsed}`;
     this.status.textContent = this.notice ?? progress;
-    for (const message of this.messages.values()) this.#summarize(message);
   }
 
+  // The model answers or acts: the thoughts before it are over.
   #answering() {
+    for (const message of this.messages.values()) this.#thought(message);
     if (this.phase === "answering") return;
-    this.thoughtFor = performance.now() - this.startedAt;
     this.phase = "answering";
     delete this.status.dataset.phase;
-    this.#stopClock();
-    for (const message of this.messages.values()) this.#summarize(message);
+  }
+
+  // A message's thinking is over: how long it took.
+  #thought(message) {
+    if (message.thoughtFor !== null) return;
+    message.thoughtFor = performance.now() - message.startedAt;
+    this.#summarize(message);
   }
 
   #stopClock() {
@@ -138,9 +145,10 @@ export class Turn {
     const step = latestStep(message.thoughts);
     let text;
     if (this.restored) text = "Thoughts";
-    else if (this.phase !== "answering" && this.root.dataset.state === "streaming") {
-      text = `Thinking… ${seconds(performance.now() - this.startedAt)}${step ? ` · ${step}` : ""}`;
-    } else text = this.thoughtFor === null ? "Thoughts" : `Thought for ${seconds(this.thoughtFor)}`;
+    else if (message.thoughtFor !== null) text = `Thought for ${seconds(message.thoughtFor)}`;
+    else if (this.root.dataset.state === "streaming") {
+      text = `Thinking… ${seconds(performance.now() - message.startedAt)}${step ? ` · ${step}` : ""}`;
+    } else text = "Thoughts"; // stopped while thinking
     message.summary.textContent = text;
   }
 
@@ -162,6 +170,7 @@ export class Turn {
       message.node.dataset.complete = "true";
     }
     if (message.text) this.#answering();
+    else if (message.node.dataset.complete) this.#thought(message);
     else if (message.thoughts && this.phase === "waiting") this.phase = "thinking";
     if (message.thoughts !== before.thoughts) renderMarkdown(message.thoughtNode, message.thoughts);
     message.thinking.hidden = message.thoughts === "";
@@ -181,7 +190,10 @@ export class Turn {
     const answerNode = el("div", "answer");
     node.append(thinking, answerNode);
     this.body.append(node);
-    const message = { node, thinking, summary, thoughtNode, answerNode, thoughts: "", text: "" };
+    const message = { node, thinking, summary, thoughtNode, answerNode, thoughts: "", text: "",
+      // The first message thinks from the start of the turn; a later one (after a tool's
+      // result) from its first piece.
+      startedAt: this.messages.size ? performance.now() : this.startedAt, thoughtFor: null };
     this.messages.set(id, message);
     return message;
   }
@@ -255,7 +267,8 @@ export class Turn {
       this.modelError = null;
       this.finish("stopped");
     } else if (this.modelError) {
-      this.showError(this.modelError.code, "This answer failed.");
+      // The stream told its user-facing code then; the history keeps ADK's raw one: Details.
+      this.showError("FAILED", "This answer did not finish.");
       this.finish("error");
     } else {
       this.finish(this.messages.size || this.calls.size ? "done" : "error", this.messages.size ? "" : "no answer");
