@@ -118,11 +118,16 @@ function restore({ events, running }) {
     else if (turns.length) turns[turns.length - 1].events.push(event);
   }
   const live = running ? turns.pop() ?? { text: "" } : null;
+  // The transcript is a live region: a screen reader would read the whole history out. It is
+  // quiet while the history is drawn (and a moment after: the browser tells assistive
+  // technology about changes asynchronously), then announces new turns again.
+  ui.transcript.setAttribute("aria-live", "off");
   for (const { text, events: answer } of turns) {
     const turn = new Turn(ui.transcript, text, { restored: true });
     for (const event of answer) turn.apply(event);
     turn.finishRestored();
   }
+  setTimeout(() => ui.transcript.setAttribute("aria-live", "polite"), 1000);
   follow.stick();
   if (live) run(new Turn(ui.transcript, live.text), (signal) => client.resume(sessionId, "0", null, signal));
 }
