@@ -341,8 +341,8 @@ def test_the_streaming_answer_stays_in_view_unless_the_reader_scrolls_up(browser
     # Back at the end, it follows again.
     page.mouse.wheel(0, 5000)
     answer_longer_than(page, len(last_answer(page)) + 30)
-    edges = page.evaluate(EDGES)
-    assert edges["answer"] <= min(edges["box"], edges["window"]) + 1, edges
+    page.wait_for_function(f"(({EDGES})()).answer <= Math.min((({EDGES})()).box, innerHeight) + 1",
+                           timeout=3000)
     wait_state(page, "done", timeout_s=20)
     context.close()
 
