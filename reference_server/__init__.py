@@ -2,8 +2,8 @@
 
 Run it: ``make serve`` (or ``python -m reference_server``; ``HOST``/``PORT``
 override ``127.0.0.1:8000``; offline emulator unless a key is set). Build it in code:
-``create_app(Settings(tokens={"tok-a": "alice"}))``. Notebook 05 builds the same endpoint
-step by step.
+``create_app(Settings(tokens={"tok-a": "alice"}))``. Notebook 05 builds the core of this
+contract step by step (``examples/minimal_sse_endpoint.py``); this server goes further.
 
 The contract (later lessons, the browser page and the tests rely on it):
 

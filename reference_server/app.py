@@ -1,7 +1,7 @@
 """The reference SSE server: ``create_app(settings)`` builds the FastAPI app.
 
-Notebook 05 builds the same endpoint step by step; this module is its runnable, complete
-version (keep the two consistent). Run it with ``make serve`` or
+Notebook 05 builds the core of its contract step by step (``examples/minimal_sse_endpoint.py``
+in the workshop); this module is the complete, production version. Run it with ``make serve`` or
 ``python -m reference_server``.
 """
 
