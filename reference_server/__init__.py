@@ -30,6 +30,9 @@ The contract (later lessons, the browser page and the tests rely on it):
   its first event even after google-genai's retries (``Settings.retry_options``; the
   server waits at most ``first_event_wait_s`` for that first event before it commits to the
   200 stream). Every error body is ``{"error": {"code": "...", "message": "..."}}``.
+- ``GET /api/sessions/{session_id}/events``: ``{"events": [...], "running": bool}``, the
+  session's persisted events (as the stream serializes them, credentials redacted as in
+  ADK's own session route) and whether a turn is running; what a reloaded page draws again.
 - ``POST /api/sessions/{session_id}/cancel``: stops the running turn (ADK's
   ``abort_signal``; the model request is closed), answers ``{"cancelled": true}`` once it
   has stopped (``false`` if no turn was running); the stream ends with ``event: cancelled``.
