@@ -43,6 +43,7 @@ FAST_RETRY = types.HttpRetryOptions(attempts=3, initial_delay=0.05, max_delay=0.
 def serve(**settings):
     settings.setdefault("tokens", dict(REFERENCE_TOKENS))
     settings.setdefault("retry_options", FAST_RETRY)
+    settings.setdefault("database_url", "memory://")
     app = create_app(Settings(**settings))
     with BackgroundServer(app) as server, httpx.Client(base_url=server.url, timeout=15) as client:
         client.server = server

@@ -45,7 +45,7 @@ def shared_server():
     from workshop.servers import BackgroundServer
     from workshop.testing import REFERENCE_TOKENS
 
-    with BackgroundServer(create_app(Settings(tokens=dict(REFERENCE_TOKENS)))) as server:
+    with BackgroundServer(create_app(Settings(tokens=dict(REFERENCE_TOKENS), database_url="memory://"))) as server:
         yield server
 
 
@@ -267,7 +267,7 @@ def test_an_exception_in_the_run_becomes_internal_without_details(emulator):
         raise RuntimeError("db password is hunter2")
 
     agent = Agent(name="assistant", model="gemini-3.5-flash", tools=[get_weather])
-    app = create_app(Settings(tokens={"tok-alice": "alice"}, agent=agent))
+    app = create_app(Settings(tokens={"tok-alice": "alice"}, agent=agent, database_url="memory://"))
     with BackgroundServer(app) as server, httpx.Client(base_url=server.url, timeout=10) as c:
         sid = c.post("/api/sessions", headers=ALICE).json()["session_id"]
         response, frames = read_stream(c, sid, "What's the weather in Paris?")
