@@ -315,17 +315,26 @@ class DatabaseReplayStore(ReplayStore):
         return True
 
     async def append(self, session_id: str, turn_id: str, frame: Frame) -> None:
-        sa = self._sa
+        """One ``INSERT ... SELECT ... WHERE`` the turn is still the session's running one: a
+        write from its first statement. (A ``SELECT`` then an ``INSERT`` in one transaction
+        fails at once on SQLite in WAL mode, "database is locked", no busy wait, when another
+        process wrote in between.)"""
+        sa, t = self._sa, self.turns.c
+        running = sa.select(t.session_id).where(t.session_id == session_id, t.turn_id == turn_id,
+                                                t.ended_at.is_(None))
+        row = sa.select(sa.literal(session_id, sa.String), sa.literal(turn_id, sa.String),
+                        sa.literal(frame.id, sa.Integer),
+                        sa.literal(None if frame.kind == EVENT else frame.kind, sa.String),
+                        sa.literal(frame.data, sa.Text), sa.literal(frame.code, sa.String))
         async with await self._begin() as conn:
-            row = (await conn.execute(sa.select(self.turns.c.turn_id, self.turns.c.ended_at)
-                                      .where(self.turns.c.session_id == session_id))).first()
-            if row is None or row.turn_id != turn_id or row.ended_at is not None:
+            added = await conn.execute(sa.insert(self.frames).from_select(
+                ["session_id", "turn_id", "frame_id", "event", "data", "code"],
+                row.where(running.exists())))
+            if added.rowcount != 1:
                 return  # the turn was replaced or already ended
-            await conn.execute(sa.insert(self.frames).values(
-                session_id=session_id, turn_id=turn_id, frame_id=frame.id,
-                event=None if frame.kind == EVENT else frame.kind, data=frame.data, code=frame.code))
             if frame.terminal:
-                await conn.execute(sa.update(self.turns).where(self.turns.c.session_id == session_id)
+                await conn.execute(sa.update(self.turns).where(t.session_id == session_id,
+                                                               t.turn_id == turn_id)
                                    .values(ended_at=self._clock()))
         self._wake(session_id)
 

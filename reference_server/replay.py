@@ -11,8 +11,7 @@ frame is in), its frames stay readable for ``ttl_s`` seconds, then they are drop
 ``ReplayStore`` is the interface; ``InMemoryReplayStore`` keeps frames in this process
 (one server process). Several processes behind one port need a shared implementation
 (a database table or Redis, keyed by session) of the same five methods (``begin_turn`` an
-atomic compare-and-set there too), and of the turn state
-below (``shared = True``), which lets every process see which turn is running (the 409), ask
+atomic compare-and-set there too), and of the turn state below (``shared = True``), which lets every process see which turn is running (the 409), ask
 its owner to cancel it, and tell it that a client follows it from elsewhere (the grace period).
 """
 
@@ -25,9 +24,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 # A frame's kind: an ADK event (sent without an ``event:`` line, so a client reads it as a plain
-# "message"), or one of the three terminal frames that end every turn's stream.
+# "message"); any other kind ("done", "error", "cancelled") is the terminal frame of a turn.
 EVENT = "event"
-TERMINAL_KINDS = ("done", "error", "cancelled")
 
 
 @dataclass(frozen=True, slots=True)

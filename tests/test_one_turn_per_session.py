@@ -67,8 +67,9 @@ def rounds(emulator, base_urls: list[str], count: int, logs=lambda: "") -> None:
                 session_id = created.json()["session_id"]
                 before = len(emulator.requests)
                 try:
-                    statuses = await race(client, base_urls, session_id)
-                except AssertionError as failed:
+                    async with asyncio.timeout(60):  # a stuck round fails, with the servers' logs
+                        statuses = await race(client, base_urls, session_id)
+                except (AssertionError, TimeoutError) as failed:
                     raise AssertionError(f"round {number}: {failed}; server logs: {logs()}") from None
                 assert statuses == [200] + [409] * (RACERS - 1), (number, statuses, logs())
                 assert len(emulator.requests) - before == 1, f"round {number}: the model was called twice"
