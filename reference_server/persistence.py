@@ -14,8 +14,8 @@
   ``DatabaseSessionService`` as it is;
 - ``memory://``: ADK's ``InMemorySessionService`` (tests; lost at exit).
 
-``Settings.from_env()`` reads ``DATABASE_URL`` (``DATABASE_URL_ENV``); ``Settings(...)``
-built in code keeps the in-memory default unless given a ``session_service``.
+``Settings.from_env()`` reads ``DATABASE_URL`` (``DATABASE_URL_ENV``), ``Settings(...)`` built
+in code its ``database_url``: unset, both end up in the same SQLite file (one default).
 
 Ownership needs no table of its own: a session is stored under ``(app_name, user_id, id)``
 and the server looks it up with the caller's user id, so another user's id finds nothing
