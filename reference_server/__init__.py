@@ -37,7 +37,10 @@ The contract (later lessons, the browser page and the tests rely on it):
   ``{"error": {"code": "...", "message": "..."}}``.
 - The same POST with a ``Last-Event-ID`` header is a client reconnecting by itself
   (fetch-event-source, aiohttp-sse-client): never a new turn; it is answered as ``GET .../stream``
-  below, or 409 ``NOT_A_NEW_MESSAGE`` if there is no turn to resume.
+  below, or 409 ``NOT_A_NEW_MESSAGE`` if there is no turn to resume. With an optional
+  ``Idempotency-Key: <key>`` (a new one per message), sending the message again with the same
+  key reads that message's turn from its first frame instead of starting a second one (unless
+  it failed before the first byte: then it is a new attempt).
 - ``POST /api/sessions/{session_id}/cancel``: stops the running turn (ADK's
   ``abort_signal``; the model request is closed), answers ``{"cancelled": true}`` once it
   has stopped (``false`` if no turn was running); the stream ends with ``event: cancelled``.

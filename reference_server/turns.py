@@ -143,11 +143,14 @@ class TurnManager:
         turn = self.turns.get(session_id)
         return turn if turn is not None and turn.running else None
 
-    async def start(self, user_id: str, session_id: str, text: str) -> Turn | None:
-        """Start a turn, or None if one of the session is running (here, or on another process
-        sharing the store): the store's ``begin_turn`` decides, atomically."""
+    async def start(self, user_id: str, session_id: str, text: str,
+                    key: str | None = None) -> Turn | None:
+        """Start a turn (for the message with Idempotency-Key ``key``, if any), or None if one
+        of the session is running (here, or on another process sharing the store): the store's
+        ``begin_turn`` decides, atomically."""
         turn = Turn(user_id, session_id, secrets.token_hex(8))
-        if not await self.store.begin_turn(session_id, turn.turn_id, owner_stale_s=OWNER_STALE_S):
+        if not await self.store.begin_turn(session_id, turn.turn_id, owner_stale_s=OWNER_STALE_S,
+                                           key=key):
             return None
         self.turns[session_id] = turn
         content = types.Content(role="user", parts=[types.Part(text=text)])
