@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 
 from google.adk.agents.invocation_context import LlmCallsLimitExceededError
 from google.adk.agents.run_config import RunConfig
+from google.adk.events import Event
 from google.adk.runners import Runner
 from google.genai import types
 
@@ -88,6 +89,16 @@ def not_started(frames: list[Frame]) -> str | None:
     if not frames or frames[-1].kind != "error" or frames[-1].code not in NOT_STARTED:
         return None
     return None if any(f.kind == EVENT and f.code is None for f in frames) else frames[-1].code
+
+
+def live_events(events: list[Event]) -> list[Event]:
+    """A session's events without those ADK treats as rewound (a message whose model failed
+    before the first byte, see ``TurnManager._rewind``): the conversation as the model sees it,
+    and as a page that shows the history should. ADK's own rule (its one source of truth, used
+    for prompts and compaction; private in google-adk 2.13, hence this one import)."""
+    from google.adk.events._rewind_events import _apply_rewinds
+
+    return _apply_rewinds(events)
 
 
 def _owner_alive(state: TurnState | None) -> bool:

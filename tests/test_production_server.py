@@ -569,7 +569,7 @@ def test_a_message_that_failed_before_the_first_byte_is_not_repeated_by_its_retr
     """503 before the first byte: the client sends the same message again. ADK had stored it
     already (with its error event); the server rewinds that invocation (ADK's own
     Runner.rewind_async), so the history the model gets holds the message once."""
-    from google.adk.events._rewind_events import _apply_rewinds  # ADK's own reading of a rewind
+    from reference_server.turns import live_events  # ADK's own reading of a rewind
 
     sid = new_session(api)
     assert terminal(read_all(api, sid, "Count to 2")).event == "done"
@@ -583,7 +583,7 @@ def test_a_message_that_failed_before_the_first_byte_is_not_repeated_by_its_retr
     assert ["".join(p.get("text", "") for p in c["parts"]) for c in history if c["role"] == "user"] == [
         "Count to 2", "Hello"]
     events = session_events(api, sid)
-    assert user_texts(_apply_rewinds(events)) == ["Count to 2", "Hello"]  # what ADK counts
+    assert user_texts(live_events(events)) == ["Count to 2", "Hello"]  # what ADK counts
     rewound = [e.actions.rewind_before_invocation_id for e in events if e.actions.rewind_before_invocation_id]
     assert len(rewound) == 1 and user_texts(events).count("Hello") == 2  # kept, marked rewound
     assert rewound[0] == next(e.invocation_id for e in events if user_texts([e]) == ["Hello"])
