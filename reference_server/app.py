@@ -1,7 +1,7 @@
 """The reference SSE server: ``create_app(settings)`` builds the FastAPI app.
 
 The API's routes live in ``router`` (an ``APIRouter``); their dependencies read what
-``create_app`` puts in ``request.app.state`` (``settings``, ``turns``, ``replay_store``,
+``create_app`` puts in ``request.app.state`` (``settings``, ``runner``, ``turns``,
 ``current_user``), so a route is added with ``@router.get(...)`` and
 ``Depends(owned_session)``, nothing else. Notebook 05 builds the endpoint step by step; run
 the server with ``make serve`` or ``python -m reference_server``.
@@ -348,7 +348,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.runner = runner
     app.state.turns = turns
-    app.state.replay_store = store
     app.state.current_user = make_current_user(settings.tokens)
     install_error_handlers(app)
     if settings.cors_origins:  # closed by default: no CORS header, so browsers block other origins

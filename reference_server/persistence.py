@@ -217,7 +217,9 @@ class DatabaseReplayStore(ReplayStore):
     process running the turn last checked in (every second); ``cancel_requested``, set by a
     process that got ``POST .../cancel`` for a turn it does not run (the owner polls for it every
     0.25 s); ``reader_at``, when a client following the turn from another process was last
-    seen (the owner does not end the grace period while it is recent). See turns.py.
+    seen (the owner does not end the grace period while it is recent); ``idempotency_key``, the
+    key of the message that started the turn. A turn starts with ``begin_turn``, atomic on any
+    number of processes. See turns.py.
     """
 
     shared = True
