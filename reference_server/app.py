@@ -35,11 +35,11 @@ from .production import (
     DEFAULT_FIRST_EVENT_WAIT_S,
     DEFAULT_REPLAY_TTL_S,
     DEFAULT_RESUME_GRACE_S,
-    MAX_SESSION_ID_CHARS,
     RETRY_AFTER_S,
     default_retry_options,
     hardening_from_env,
     last_event_id,
+    plausible_session_id,
     require_json,
 )
 from .replay import InMemoryReplayStore, ReplayStore
@@ -147,6 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="ADK SSE reference server",
         summary="An ADK agent streamed over Server-Sent Events (ADK SSE Streaming Workshop).",
         lifespan=lifespan,
+        redirect_slashes=False,  # a 404, not a 307 to a Location built from the Host header
     )
     app.state.settings = settings
     app.state.runner = runner
@@ -161,7 +162,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     async def owned_session(session_id: str, user: Annotated[str, Depends(current_user)]) -> Session:
         """The caller's session, or 404: a foreign id gets the same answer as an unknown one."""
-        if len(session_id) > MAX_SESSION_ID_CHARS:  # never sent to the session service
+        if not plausible_session_id(session_id):  # never sent to the session service
             raise api_error(404, "SESSION_NOT_FOUND", "No such session.")
         session = await session_service.get_session(
             app_name=app_name, user_id=user, session_id=session_id,
