@@ -20,6 +20,7 @@ import json
 import random
 import socket
 import sys
+import time
 
 import httpx
 import pydantic_core
@@ -475,3 +476,69 @@ def test_a_trailing_slash_is_not_redirected(hostile_server, emulator, alice_sess
                                    json={"text": "Hi"})
     assert response.status_code == 404 and "location" not in response.headers
     assert emulator.requests == []
+
+
+# -- the model-response fix when google-genai would pick aiohttp -----------------------------------------
+def _aiohttp(mode: str, monkeypatch) -> None:
+    """"real": aiohttp is installed (skipped where it is not: the requirements leave it out);
+    "simulated": google-genai is told it is (its own flag, read by its own choice)."""
+    from google.genai import _api_client
+
+    if mode == "real":
+        pytest.importorskip("aiohttp")
+        assert _api_client.has_aiohttp
+    else:
+        monkeypatch.setattr(_api_client, "has_aiohttp", True)
+
+
+def _uses_aiohttp(model) -> bool:
+    return model.api_client._api_client._use_aiohttp()  # google-genai's own choice
+
+
+@pytest.mark.parametrize("mode", ["simulated", "real"])
+def test_the_model_response_fix_holds_where_google_genai_would_pick_aiohttp(emulator, monkeypatch, mode):
+    import asyncio
+
+    from google.adk.agents import Agent
+    from google.adk.agents.run_config import RunConfig, StreamingMode
+    from google.adk.models import Gemini
+    from google.adk.runners import InMemoryRunner
+
+    from reference_server.model_responses import closing_model_responses, model_client_kwargs
+
+    _aiohttp(mode, monkeypatch)
+    assert _uses_aiohttp(Gemini(model="gemini-3.5-flash"))  # what a plain model would do
+    model = Gemini(model="gemini-3.5-flash", client_kwargs=model_client_kwargs())
+    assert not _uses_aiohttp(model)
+    emulator.set_pacing(chunk_s=0.05)
+
+    async def stopped_turn():
+        runner = InMemoryRunner(agent=Agent(name="assistant", model=model, instruction="Count."), app_name="a")
+        session = await runner.session_service.create_session(app_name="a", user_id="u")
+        message = types.Content(role="user", parts=[types.Part(text="Count to 1000")])
+        async with closing_model_responses() as responses:
+            async with contextlib.aclosing(runner.run_async(
+                    user_id="u", session_id=session.id, new_message=message,
+                    run_config=RunConfig(streaming_mode=StreamingMode.SSE))) as events:
+                async for event in events:
+                    if event.partial:
+                        break  # the turn stops between two chunks
+        await runner.close()
+        return responses
+
+    responses = asyncio.run(stopped_turn())
+    assert [type(r) for r in responses] == [httpx.Response] and responses[0].is_closed
+    record = emulator.requests[-1]
+    deadline = time.monotonic() + 5
+    while record.outcome == "running" and time.monotonic() < deadline:
+        time.sleep(0.02)
+        record = emulator.requests[-1]
+    assert record.outcome == "client_closed"  # the model stopped generating
+
+
+def test_the_model_response_fix_refuses_the_httpx2_client(monkeypatch):
+    from reference_server.model_responses import model_client_kwargs
+
+    monkeypatch.setenv("GOOGLE_GENAI_HTTP_CLIENT", "httpx2")
+    with pytest.raises(RuntimeError, match="httpx2"):
+        model_client_kwargs()
