@@ -13,13 +13,13 @@ Servers run under real uvicorn on loopback against the ``emulator`` fixture.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.client
 import importlib.util
 import json
 import random
 import socket
-import sys
 import time
 
 import httpx
@@ -124,7 +124,6 @@ def credential_request(frames: list[dict]) -> dict:
 
 
 def test_a_tool_that_requests_credentials_never_sends_its_secrets(emulator, agents_dir):
-    session_service = None
     with serve(agent=load_agent(agents_dir)) as client:
         session_service = client.server.app.state.settings.session_service
         sid = client.post("/api/sessions", headers=ALICE).json()["session_id"]
@@ -145,8 +144,6 @@ def test_a_tool_that_requests_credentials_never_sends_its_secrets(emulator, agen
     assert oauth2["authUri"].startswith("https://accounts.example.com/auth?")
     assert resumed == raw  # a resume replays the same (redacted) frames
     # The run really carried the tokens: ADK keeps them in the session (never sent).
-    import asyncio
-
     session = asyncio.run(session_service.get_session(app_name="workshop", user_id="alice", session_id=sid))
     stored = "".join(event.model_dump_json() for event in session.events)
     assert ACCESS_TOKEN in stored and REFRESH_TOKEN in stored
@@ -177,7 +174,6 @@ def test_our_frames_equal_adks_own_run_sse_frames_for_the_same_turn(emulator, ag
                 "app_name": "calendar_app", "user_id": "u", "session_id": sid, "streaming": True,
                 "new_message": {"role": "user", "parts": [{"text": PROMPT}]}}) as response:
             theirs = data_frames(b"".join(response.iter_raw()))
-    sys.modules.pop("calendar_app", None)
     with serve(agent=load_agent(agents_dir)) as client:
         sid = client.post("/api/sessions", headers=ALICE).json()["session_id"]
         emulator.script(CALENDAR_CALL)
@@ -497,8 +493,6 @@ def _uses_aiohttp(model) -> bool:
 
 @pytest.mark.parametrize("mode", ["simulated", "real"])
 def test_the_model_response_fix_holds_where_google_genai_would_pick_aiohttp(emulator, monkeypatch, mode):
-    import asyncio
-
     from google.adk.agents import Agent
     from google.adk.agents.run_config import RunConfig, StreamingMode
     from google.adk.models import Gemini
