@@ -15,7 +15,8 @@ ADK 2.13's ``/run_sse`` (``google/adk/cli/api_server.py``) sends each event as::
   OAuth access token it was configured with to the browser (tests/test_reference_server_security.py
   shows it on a real tool).
 
-``event_json(event)`` gives the same bytes. ADK's two functions are used when they can be
+``event_json(event)`` gives the same bytes (``event_dict(event)`` the same as a dict, for a JSON
+response such as a session's history). ADK's two functions are used when they can be
 imported (they are private, so a later ADK may move them); otherwise the copies below, which
 follow the same rules: a test runs both over the same events and fails if they ever differ.
 The redaction walks every dict of the event, so it runs only on an event whose JSON names one of
@@ -128,12 +129,17 @@ def may_carry_credentials(text: str) -> bool:
     return False
 
 
+def event_dict(event: Event) -> dict:
+    """The event as ADK's own routes show it, as a dict (e.g. for a JSON history response):
+    internal metadata dropped, credential secrets removed, camelCase, no nulls."""
+    return redact_credential_secrets(
+        public_event(event).model_dump(exclude_none=True, by_alias=True, mode="json"))
+
+
 def event_json(event: Event) -> str:
-    """The event as ADK's ``/run_sse`` sends it: internal metadata dropped, credential
-    secrets removed, camelCase, no nulls."""
-    event = public_event(event)
-    text = event.model_dump_json(exclude_none=True, by_alias=True)
+    """The event as ADK's ``/run_sse`` sends it: ``event_dict`` as JSON text, made without the
+    dict (the same text) when nothing in it is a credential."""
+    text = public_event(event).model_dump_json(exclude_none=True, by_alias=True)
     if not may_carry_credentials(text):
         return text
-    return pydantic_core.to_json(redact_credential_secrets(
-        event.model_dump(exclude_none=True, by_alias=True, mode="json"))).decode()
+    return pydantic_core.to_json(event_dict(event)).decode()

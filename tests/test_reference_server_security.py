@@ -258,6 +258,7 @@ def _events() -> list[Event]:
 def test_event_json_is_what_adks_run_sse_sends():
     for event in _events():
         assert event_json(event) == adk_run_sse_json(event)
+        assert redaction.event_dict(event) == json.loads(adk_run_sse_json(event))
     assert not any(secret in event_json(e) for e in _events() for secret in SECRETS)
 
 
