@@ -537,3 +537,20 @@ def test_the_model_response_fix_refuses_the_httpx2_client(monkeypatch):
     monkeypatch.setenv("GOOGLE_GENAI_HTTP_CLIENT", "httpx2")
     with pytest.raises(RuntimeError, match="httpx2"):
         model_client_kwargs()
+
+
+@pytest.mark.parametrize(("query", "status", "code"), [
+    ("last_event_id=%ff", 400, "INVALID_LAST_EVENT_ID"),
+    ("last_event_id=-1", 400, "INVALID_LAST_EVENT_ID"),
+    ("last_event_id=1e3", 400, "INVALID_LAST_EVENT_ID"),
+    ("last_event_id=" + "9" * 5000, 400, "INVALID_LAST_EVENT_ID"),
+    ("turn=" + "t" * 5000, 404, "NO_TURN_TO_RESUME"),
+    ("&".join(f"p{i}=1" for i in range(5000)), 404, "NO_TURN_TO_RESUME"),
+])
+def test_query_string_tricks_get_a_json_4xx(hostile_server, emulator, alice_session, query, status, code):
+    request = (f"GET /api/sessions/{alice_session}/stream?{query} HTTP/1.1\r\nHost: test\r\n"
+               "Authorization: Bearer tok-alice\r\n\r\n").encode()
+    sock, answer = exchange(hostile_server.server, request)
+    with sock:
+        assert_json_error(*answer, status, code)
+    assert hostile_server.server.errors == []
