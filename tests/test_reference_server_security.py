@@ -203,6 +203,19 @@ def test_the_pinned_adk_rules_are_used():
     assert redaction.INTERNAL_METADATA_PREFIX == adk_internal_metadata.INTERNAL_METADATA_PREFIX
 
 
+def test_adks_rules_are_still_the_ones_copied():
+    """A tripwire for upgrades: ADK's rule functions as they were when redaction.py copied them
+    (google-adk 2.13.0). When this fails, ADK changed them: re-read them, bring the copies and
+    ``_CARRIERS`` up to date, then update the hash."""
+    import hashlib
+    import inspect
+
+    functions = (adk_auth_credential._redact_credential_secrets, adk_auth_credential._redact_auth_config_secrets,
+                 adk_internal_metadata.public_event, adk_internal_metadata.public_metadata)
+    source = "".join(inspect.getsource(f) for f in functions)
+    assert hashlib.sha256(source.encode()).hexdigest()[:16] == "c2878191ee4a9825"
+
+
 def _payload(rng: random.Random, depth: int):
     """Random JSON-like data made of what the redaction rules look at."""
     keys = [*sorted(redaction.CREDENTIAL_SECRET_KEYS), "authType", "auth_type", "name", "args",
