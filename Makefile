@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup lab test lint exercises clean-notebooks emulator serve bench load clean
+.PHONY: setup lab test lint exercises clean-notebooks emulator serve serve-prod bench load clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "google-adk 2.13 needs Python 3.11 or newer: run make with PYTHON=python3.11 (or newer)")'
@@ -24,7 +24,7 @@ lab: $(STAMP)  ## open JupyterLab on the exercise notebooks
 	cd notebooks && ../$(BIN)/jupyter lab $(LAB_FLAGS) $(LAB_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check workshop reference_server tests solutions
+	$(BIN)/ruff check workshop reference_server examples tests solutions
 
 test: $(STAMP) lint  ## lint, check notebooks/ is up to date, run every test (solutions via nbmake)
 	$(BIN)/python -m workshop.exercises --check
@@ -44,8 +44,12 @@ emulator: $(STAMP)  ## run the offline Gemini emulator standalone on 127.0.0.1:8
 serve: $(STAMP)  ## run the reference SSE server on 127.0.0.1:$${PORT:-8000} (offline emulator unless a key is set)
 	$(BIN)/python -m workshop.serve
 
-bench: $(STAMP)  ## measure what streaming costs (4 configurations, offline); results in results/bench/
+serve-prod: $(STAMP)  ## nginx on $${PORT:-8080} in front of $${WORKERS:-2} reference-server workers sharing sessions and streams (needs Debian's nginx)
+	$(BIN)/python -m workshop.stack
+
+bench: $(STAMP)  ## measure what streaming costs (4 configurations, offline), then the reference against /run_sse head to head; results in results/bench/
 	$(BIN)/python -m workshop.bench $(BENCH_ARGS)
+	$(BIN)/python -m workshop.bench.versus
 
 load: $(STAMP)  ## load test: 200 concurrent streaming conversations (offline, realistic pacing): p50/p99 latency, memory
 	$(BIN)/python -m workshop.loadtest --streams 200 $(LOAD_ARGS)

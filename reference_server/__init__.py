@@ -2,8 +2,8 @@
 
 Run it: ``make serve`` (or ``python -m reference_server``; ``HOST``/``PORT``
 override ``127.0.0.1:8000``; offline emulator unless a key is set). Build it in code:
-``create_app(Settings(tokens={"tok-a": "alice"}))``. Notebook 05 builds the same endpoint
-step by step.
+``create_app(Settings(tokens={"tok-a": "alice"}))``. Notebook 05 builds the core of this
+contract step by step (``examples/minimal_sse_endpoint.py``); this server goes further.
 
 The contract (later lessons, the browser page and the tests rely on it):
 
@@ -33,6 +33,9 @@ The contract (later lessons, the browser page and the tests rely on it):
   its first event even after google-genai's retries (``Settings.retry_options``; the
   server waits at most ``first_event_wait_s`` for that first event before it commits to the
   200 stream). Every error body is ``{"error": {"code": "...", "message": "..."}}``.
+- ``GET /api/sessions/{session_id}/events``: ``{"events": [...], "running": bool}``, the
+  session's persisted events (as the stream serializes them, credentials redacted as in
+  ADK's own session route) and whether a turn is running; what a reloaded page draws again.
 - ``POST /api/sessions/{session_id}/cancel``: stops the running turn (ADK's
   ``abort_signal``; the model request is closed), answers ``{"cancelled": true}`` once it
   has stopped (``false`` if no turn was running); the stream ends with ``event: cancelled``.

@@ -42,7 +42,7 @@ def get_weather(city: str) -> dict:
 
 
 def build_agent(model: str | BaseLlm | None = None) -> Agent:
-    """The agent the reference server (and ADK's built-in server, in notebook 05) serves.
+    """The agent the reference server serves.
 
     ``model``: a model name, or a model object such as ``Gemini(model=..., retry_options=...)``
     (the reference server passes one with its retry options)."""

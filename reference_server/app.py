@@ -1,7 +1,7 @@
 """The reference SSE server: ``create_app(settings)`` builds the FastAPI app.
 
-Notebook 05 builds the same endpoint step by step; this module is its runnable, complete
-version (keep the two consistent). Run it with ``make serve`` or
+Notebook 05 builds the core of its contract step by step (``examples/minimal_sse_endpoint.py``
+in the workshop); this module is the complete, production version. Run it with ``make serve`` or
 ``python -m reference_server``.
 """
 
@@ -20,6 +20,9 @@ from fastapi.responses import FileResponse, HTMLResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from google.adk.agents import BaseAgent
 from google.adk.agents.run_config import RunConfig, StreamingMode
+from google.adk.auth.auth_credential import _redact_credential_secrets
+from google.adk.events import Event
+from google.adk.events._internal_metadata import public_event
 from google.adk.models import Gemini
 from google.adk.runners import Runner
 from google.adk.sessions import BaseSessionService, InMemorySessionService, Session
@@ -70,6 +73,13 @@ TURN_HEADER = "X-Turn-Id"  # which turn a stream carries; resume with ?turn= to 
 def sse_response(frames: AsyncIterator[bytes], turn_id: str) -> StreamingResponse:
     return StreamingResponse(frames, media_type="text/event-stream",
                              headers={**SSE_HEADERS, TURN_HEADER: turn_id})
+
+
+def history_event(event: Event) -> dict:
+    """A persisted event as ADK's own session route shows it (no internal metadata, no
+    credential secrets), and without ``error_message``, as the stream sends it."""
+    event = public_event(event).model_copy(update={"error_message": None})
+    return _redact_credential_secrets(event.model_dump(mode="json", exclude_none=True, by_alias=True))
 
 
 def _sse_run_config() -> RunConfig:
@@ -257,6 +267,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ``?turn=<X-Turn-Id>``: only if that is still the latest turn (else 404)."""
         session_id, after, turn_id = resume
         return sse_response(turns.follow(session_id, after), turn_id)
+
+    @app.get("/api/sessions/{session_id}/events")
+    async def session_events(session: Annotated[Session, Depends(owned_session)]) -> dict:
+        """The conversation so far, to draw it again (a reloaded page): the session's persisted
+        events (the user's messages and the model's whole responses, never partial ones), and
+        whether a turn is running (resume it with ``GET .../stream``, ``Last-Event-ID: 0``)."""
+        full = await session_service.get_session(app_name=app_name, user_id=session.user_id,
+                                                 session_id=session.id)
+        return {"events": [history_event(e) for e in (full.events if full else [])],
+                "running": await turns.busy(session.id)}
 
     @app.post("/api/sessions/{session_id}/cancel")
     async def cancel_turn(session: Annotated[Session, Depends(owned_session)]) -> dict:

@@ -1,12 +1,14 @@
 """The benchmark (``make bench``) runs, measures every configuration, and writes its results."""
 
+import copy
 import json
 import math
 
 import pytest
 
 from workshop.bench import CONFIGS, QUICK, percentile, run_benchmark, summary, write_results
-from workshop.bench.report import format_report
+from workshop.bench.report import format_report, goals_text
+from workshop.bench.runner import goals
 
 
 def test_percentile_matches_numpy_linear():
@@ -51,9 +53,41 @@ async def test_quick_run_measures_every_configuration(tmp_path):
     assert results["ratios"]["zero"]["vs_raw"]["reference"]["1"]["latency_ms_median"] > 0
     assert set(results["goals"]) == {"reference_vs_run_sse", "http_layer_added_ms", "p99_gap_at_max_streams"}
     assert "ratios vs ADK /run_sse" in format_report(results)
+    # The quick run is too small to conclude anything: it says so instead of a verdict.
+    assert results["goals"]["reference_vs_run_sse"]["met"] is None
+    assert "too small a sample" in goals_text(results)
+    # With enough samples, a negative overhead (run_async slower than HTTP on top of it) is noise:
+    # shown, never counted towards a verdict.
+    big = copy.deepcopy(results)
+    for data in big["pacing"].values():
+        for levels in data["configs"].values():
+            for cell in levels.values():
+                cell["streams"] = 100
+    cells = big["pacing"]["realistic"]["configs"]
+    cells["run_async"]["1"]["latency_ms"]["median"] = cells["reference"]["1"]["latency_ms"]["median"] + 5
+    judged = {a["streams"]: a for a in goals(big)["http_layer_added_ms"]["judged"]}
+    assert judged[1]["added_ms"] < 0 and not judged[1]["conclusive"]
+    assert "not judged" in goals_text({**big, "goals": goals(big)})
 
     path = write_results(results, tmp_path)
     again = json.loads(path.read_text())
     assert again["pacing"]["zero"]["configs"]["raw"]["1"]["streams"] == QUICK.batches[1]
     assert (tmp_path / "throughput.png").stat().st_size > 1000
     assert (tmp_path / "latency_realistic.png").is_file()
+
+
+def test_versus_measures_both_servers_on_both_storages_like_for_like():
+    """``python -m workshop.bench.versus`` (small): every metric measured on both sides, for
+    sessions in memory and in SQLite, and its ratio is reference / ``/run_sse``."""
+    from workshop.bench.versus import METRICS, QUICK, format_versus, run_versus
+
+    results = run_versus(QUICK, progress=None)
+    assert set(results["storages"]) == {"memory", "sqlite"}
+    for r in results["storages"].values():
+        for side in ("reference", "run_sse"):
+            assert len(r["samples"][side]["total_ms"]) == QUICK.turns
+            assert len(r["samples"][side]["concurrent_wall_ms"]) == QUICK.rounds
+            assert all(r["medians"][side][m] > 0 for m in METRICS)
+        for m in METRICS:
+            assert r["ratios"][m] == r["medians"]["reference"][m] / r["medians"]["run_sse"][m]
+    assert "sqlite" in format_versus(results)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -241,7 +242,9 @@ def test_a_rejected_token_says_so(browser, server):
     context.close()
 
 
-def test_thoughts_are_shown_apart_from_the_answer(browser, emulator):
+@pytest.fixture
+def thinking_page(browser, emulator):
+    """The chat page of a server whose agent asks the model for its thoughts."""
     thinking = Agent(
         name="assistant", model="gemini-3.5-flash", instruction="Be brief.", tools=[get_weather],
         generate_content_config=types.GenerateContentConfig(
@@ -253,10 +256,203 @@ def test_thoughts_are_shown_apart_from_the_answer(browser, emulator):
         page = context.new_page()
         page.goto(f"{server.url}/?token={TOKEN}")
         page.wait_for_selector("#message:not([disabled])")
-        send(page, "What is the capital of France?")
-        wait_state(page, "done")
-        thoughts = page.text_content(".turn:last-child .thinking .thought-text")  # inside a closed <details>
-        answer = last_answer(page)
+        yield page
         context.close()
+
+
+def test_thoughts_are_shown_apart_from_the_answer(thinking_page):
+    page = thinking_page
+    send(page, "What is the capital of France?")
+    wait_state(page, "done")
+    thoughts = page.text_content(".turn:last-child .thinking .thought-text")  # inside a closed <details>
+    answer = last_answer(page)
     assert thoughts and answer
     assert thoughts not in answer and "Paris" in answer
+    # Readable: Gemini's **step titles** drawn bold, paragraphs apart, no Markdown signs left.
+    steps = page.locator(".turn:last-child .thought-text p")
+    assert steps.locator("strong").all_text_contents() == ["Reading the request", "Planning the answer"]
+    assert steps.count() == 4 and "**" not in thoughts
+
+
+def test_the_reader_sees_the_model_think(thinking_page, emulator):
+    """Before the first answer text: a clock that counts, then the latest step of the thoughts;
+    afterwards, how long the model thought."""
+    page = thinking_page
+    emulator.set_pacing(first_token_s=2.5, chunk_s=0.4)  # windows wide enough to see under load
+    send(page, "What is the capital of France?")
+    status = ".turn:last-child .turn-status"
+    page.wait_for_function(f"document.querySelector('{status}').textContent === 'Waiting for the model… 1 s'")
+    page.wait_for_selector(f"{status}[data-phase=thinking]", timeout=5000)
+    assert re.fullmatch(r"Thinking… \d+ s", page.inner_text(status))
+    summary = ".turn:last-child .thinking summary"
+    page.wait_for_function(f"document.querySelector('{summary}')?.textContent.includes('Planning the answer')")
+    assert re.fullmatch(r"Thinking… \d+ s · Planning the answer", page.inner_text(summary))
+    wait_state(page, "done")
+    assert re.fullmatch(r"Thought for \d+ s", page.inner_text(summary))
+    assert page.get_attribute(status, "data-phase") is None and "Paris" in last_answer(page)
+
+
+# -- the newest answer in view, reload, a refused token, thoughts, screen readers ----------
+
+# The answer's bottom edge, the transcript's (the scrolling box) and the window's, in CSS px.
+EDGES = """() => {
+  const answer = document.querySelector('.turn:last-child .bubble.model').getBoundingClientRect();
+  const box = document.getElementById('transcript');
+  return { answer: answer.bottom, box: box.getBoundingClientRect().bottom, window: innerHeight,
+           overflow: box.scrollHeight - box.clientHeight, top: box.scrollTop };
+}"""
+
+
+def answer_longer_than(page, chars: int, timeout_s: float = 10) -> None:
+    page.wait_for_function(
+        f"(document.querySelector('.turn:last-child .answer')?.textContent.length ?? 0) > {chars}",
+        timeout=timeout_s * 1000)
+
+
+@pytest.mark.parametrize("viewport", [(1280, 800), (390, 844)], ids=["desktop", "mobile"])
+def test_the_streaming_answer_stays_in_view_unless_the_reader_scrolls_up(browser, server, emulator,
+                                                                          viewport):
+    width, height = viewport
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.goto(f"{server.url}/?token={TOKEN}")
+    page.wait_for_selector("#message:not([disabled])")
+    for question in ("Tell me about rivers", "What's the weather in Paris?", "Count to 40"):
+        send(page, question)
+        wait_state(page, "done")
+    emulator.set_pacing(chunk_s=0.04)
+    send(page, "Count to 150")
+    for shown in (10, 120, 300):  # the answer grows over several lines: each time, still in view
+        answer_longer_than(page, shown)
+        edges = page.evaluate(EDGES)
+        assert edges["overflow"] > 0, "the conversation should be taller than the window here"
+        assert edges["answer"] <= min(edges["box"], edges["window"]) + 1, (shown, edges)
+
+    # The reader scrolls up to read an earlier answer: the view stays where they put it.
+    at_end = page.evaluate(EDGES)["top"]
+    page.mouse.move(width / 2, height / 2)
+    page.mouse.wheel(0, -150)
+    page.wait_for_function(f"document.getElementById('transcript').scrollTop < {at_end - 100}")
+    time.sleep(0.2)  # the wheel's scroll has landed
+    top = page.evaluate(EDGES)["top"]
+    length = len(last_answer(page))
+    answer_longer_than(page, length + 30)
+    assert abs(page.evaluate(EDGES)["top"] - top) <= 1, "the page pulled the reader back down"
+    # Back at the end, it follows again.
+    page.mouse.wheel(0, 5000)
+    answer_longer_than(page, len(last_answer(page)) + 30)
+    page.wait_for_function(f"(({EDGES})()).answer <= Math.min((({EDGES})()).box, innerHeight) + 1",
+                           timeout=3000)
+    wait_state(page, "done", timeout_s=20)
+    context.close()
+
+
+def turns_on_page(page) -> list[tuple[str, str, str]]:
+    """(question, answer, state) of every turn on the page."""
+    return [tuple(turn) for turn in page.eval_on_selector_all(".turn", """turns => turns.map(t => [
+        t.querySelector('.bubble.user').textContent,
+        [...t.querySelectorAll('.answer')].map(a => a.textContent).join(''),
+        t.dataset.state])""")]
+
+
+def test_a_reload_draws_the_conversation_again(page, emulator):
+    send(page, "What's the weather in Paris?")
+    wait_state(page, "done")
+    send(page, "Count to 5")
+    wait_state(page, "done")
+    before = turns_on_page(page)
+    session = page.get_attribute("#connection", "data-session")
+
+    page.reload()
+    page.wait_for_selector("#message:not([disabled])")
+    page.wait_for_function("document.querySelectorAll('.turn').length === 2")
+    assert page.get_attribute("#connection", "data-session") == session
+    assert turns_on_page(page) == before
+    assert page.locator(".tool-call[data-status=done] .tool-name").inner_text() == "get_weather"
+    assert page.inner_text(".turn:last-child .turn-status").startswith("Done")
+    # The conversation goes on in the same session; New chat starts an empty one.
+    send(page, "Count to 3")
+    wait_state(page, "done")
+    assert [c["role"] for c in emulator.requests[-1].body["contents"]][-3:] == ["user", "model", "user"]
+    assert len(emulator.requests[-1].body["contents"]) >= 5
+    page.click("#new-chat")
+    page.wait_for_function(f"document.getElementById('connection').dataset.session !== '{session}'")
+    assert page.locator(".turn").count() == 0
+    page.reload()
+    page.wait_for_selector("#message:not([disabled])")
+    assert page.locator(".turn").count() == 0
+
+
+def test_a_reload_mid_answer_resumes_the_running_turn(page, emulator):
+    emulator.set_pacing(first_token_s=0, chunk_s=0.04)
+    calls = len(emulator.requests)
+    send(page, "Count to 60")
+    answer_longer_than(page, 20)
+    page.reload()
+    page.wait_for_selector(".turn[data-state=streaming]", timeout=5000)
+    wait_state(page, "done", timeout_s=15)
+    assert turns_on_page(page) == [
+        ("Count to 60", ", ".join(str(n) for n in range(1, 61)) + ".", "done")]
+    assert len(emulator.requests) == calls + 1  # replayed from the buffer, not asked again
+
+
+def test_a_token_refused_mid_conversation_asks_for_a_token(page, server):
+    send(page, "Hello")
+    wait_state(page, "done")
+    # The token stops working (revoked, rotated): the server answers 401.
+    page.route("**/api/**", lambda route: route.continue_(
+        headers={**route.request.headers, "authorization": "Bearer revoked"}))
+    send(page, "Count to 3")
+    wait_state(page, "error")
+    assert page.inner_text(".turn:last-child .error-code") == "UNAUTHENTICATED"
+    connection = page.locator("#connection")
+    assert "401" in connection.inner_text() and "enter a valid token" in connection.inner_text()
+    assert "Connected" not in connection.inner_text()
+    assert connection.get_attribute("data-ok") == "false"
+    assert page.is_disabled("#message") and page.is_disabled("#send")
+    assert page.evaluate("document.activeElement.id") == "token"
+    assert page.evaluate("localStorage.getItem('workshop-token')") is None
+    # A valid token again: the same conversation, where it was.
+    page.unroute("**/api/**")
+    page.fill("#token", TOKEN)
+    page.click("#token-form button[type=submit]")
+    page.wait_for_selector("#message:not([disabled])")
+    assert "Connected" in connection.inner_text()
+    assert [q for q, _, _ in turns_on_page(page)] == ["Hello"]
+
+
+def test_markdown_is_drawn_safely(page, emulator):
+    emulator.script({
+        "thoughts": ["**Checking the list**\n\nThe user wants `two` items."],
+        "text": "**Bold** and `code` and *stress*.\n\n- one\n- two\n\n"
+                '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>',
+    })
+    send(page, "Show me markdown")
+    wait_state(page, "done")
+    answer = page.locator(".turn:last-child .answer")
+    assert answer.locator("strong").inner_text() == "Bold"
+    assert answer.locator("code").inner_text() == "code"
+    assert answer.locator("em").inner_text() == "stress"
+    assert answer.locator("li").all_inner_texts() == ["one", "two"]
+    assert "<img src=x" in answer.inner_text() and "<script>" in answer.inner_text()
+    assert page.locator("#transcript img, #transcript script").count() == 0
+    assert page.evaluate("window.pwned") is None
+    thoughts = page.locator(".turn:last-child .thought-text")
+    assert thoughts.locator("strong").text_content() == "Checking the list"
+    assert "**" not in thoughts.text_content()
+
+
+def test_error_code_and_message_are_read_as_separate_words(page):
+    send(page, "Tell me a story about a river [fault:error-after=2]")
+    wait_state(page, "error")
+    alert = page.locator(".turn:last-child .error[role=alert]")
+    code = alert.locator(".error-code").inner_text()
+    message = STREAM_ERRORS[code]
+    # What assistive technology gets: the alert's nodes in the accessibility tree, read in
+    # order (with nothing between two nodes, "CODEThe message" would be one word)...
+    snapshot = alert.aria_snapshot().splitlines()
+    leaves = [line.split(": ", 1)[1].strip('"') for line in snapshot if re.match(r"\s+- (strong|text): ", line)]
+    assert "".join(leaves) == f"{code}: {message}", snapshot
+    # ... and the text the live regions (the alert, the transcript's log) announce.
+    assert alert.text_content().startswith(f"{code}: {message}")
+    assert f"{code}: {message}" in page.locator("#transcript").text_content()

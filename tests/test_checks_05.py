@@ -2,7 +2,10 @@
 
 import asyncio
 import hmac
+import itertools
 import json
+import secrets
+from hmac import compare_digest
 from typing import Annotated
 
 import pytest
@@ -32,7 +35,7 @@ def runner_and_sessions(emulator):
 
 # -- Exercise 5.1 ----------------------------------------------------------------------------
 def frames_variant(*, ids="counter", serialize="raw", done=True, catch=Exception, error_events=True,
-                   redact=True, leak_message=False, done_data=True):
+                   redact=True, leak_message=False, done_data=True, return_after_error=True):
     """An sse_frames with one typical mistake switched on."""
 
     async def wrong(events):
@@ -54,7 +57,8 @@ def frames_variant(*, ids="counter", serialize="raw", done=True, catch=Exception
                 yield ServerSentEvent(id=frame_id, **payload)
                 if event.error_code and error_events:
                     yield error_frame(classify_error_code(event.error_code), n + 1)
-                    return
+                    if return_after_error:
+                        return
         except catch as exc:
             if leak_message:
                 yield ServerSentEvent(event="error", id=str(n + 1), raw_data=json.dumps(
@@ -88,8 +92,27 @@ async def yields_strings(events):
         yield f"data: {event.model_dump_json(exclude_none=True, by_alias=True)}\n\n"
 
 
-async def test_reference_sse_frames_passes(runner_and_sessions, capsys):
-    await nb05.check_sse_frames(sse_frames, *runner_and_sessions)
+async def counter_style(events):
+    """Another right answer: itertools.count for ids, the error check before the frame, and
+    the event sent as a dict through `data=` (FastAPI json-encodes it)."""
+    ids = itertools.count(1)
+    try:
+        async for event in events:
+            failed = event.error_code
+            body = json.loads(event.model_dump_json(exclude_none=True, by_alias=True, exclude={"error_message"}))
+            yield ServerSentEvent(data=body, id=str(next(ids)))
+            if failed:
+                yield error_frame(classify_error_code(failed), next(ids))
+                return
+    except Exception as exc:
+        yield error_frame(classify_exception(exc), next(ids))
+        return
+    yield ServerSentEvent(event="done", raw_data="{}", id=str(next(ids)))
+
+
+@pytest.mark.parametrize("right", [sse_frames, counter_style], ids=["reference", "counter-style"])
+async def test_right_sse_frames_pass(runner_and_sessions, capsys, right):
+    await nb05.check_sse_frames(right, *runner_and_sessions)
     assert "✅" in capsys.readouterr().out
 
 
@@ -108,11 +131,12 @@ async def test_reference_sse_frames_passes(runner_and_sessions, capsys):
     (frames_variant(error_events=False), "still ended with done"),
     (frames_variant(redact=False), "error_message reached the client"),
     (frames_variant(done_data=False), "no data: line"),
+    (frames_variant(return_after_error=False), "followed the error frame"),
     (returns_a_list, "returned a coroutine"),
     (yields_strings, "not a ServerSentEvent"),
 ], ids=["no-done", "adk-ids", "no-ids", "constant-ids", "data=event", "no-alias", "nulls", "no-catch",
         "no-try", "catches-cancel", "leaks-message", "ignores-error-code", "no-redaction",
-        "done-without-data", "coroutine", "strings"])
+        "done-without-data", "no-return-after-error", "coroutine", "strings"])
 async def test_wrong_sse_frames_are_explained(runner_and_sessions, capsys, wrong, message):
     with pytest.raises(CheckFailed, match=message):
         await nb05.check_sse_frames(wrong, *runner_and_sessions)
@@ -181,9 +205,95 @@ def dict_lookup_user(tokens):
     return current_user
 
 
-async def test_reference_current_user_passes(capsys):
-    await nb05.check_current_user(make_current_user)
+def _same_token(presented: str, known: str) -> bool:
+    return hmac.compare_digest(presented.encode(), known.encode())
+
+
+def helper_style(tokens):
+    """Right: compare_digest inside a helper function, a sync dependency, HTTPException."""
+    def current_user(authorization: Annotated[str | None, Header()] = None) -> str:
+        scheme, _, token = (authorization or "").partition(" ")
+        user = None
+        for known, name in tokens.items():
+            if _same_token(token, known):
+                user = name
+        if scheme.lower() != "bearer" or user is None:
+            raise HTTPException(401, "Unauthorized", headers={"WWW-Authenticate": "Bearer"})
+        return user
+
+    return current_user
+
+
+def imported_name_style(tokens):
+    """Right: `from hmac import compare_digest` at the top of the notebook, str.split."""
+    known = {token.encode(): user for token, user in tokens.items()}
+
+    async def current_user(authorization: Annotated[str | None, Header()] = None) -> str:
+        words = (authorization or "").split()
+        matches = [user for token, user in known.items()
+                   if len(words) == 2 and compare_digest(words[1].encode(), token)]
+        if len(words) != 2 or words[0].lower() != "bearer" or not matches:
+            raise HTTPException(401, headers={"WWW-Authenticate": "Bearer"})
+        return matches[0]
+
+    return current_user
+
+
+def closure_import_style(tokens):
+    """Right: secrets.compare_digest, imported inside the factory."""
+    from secrets import compare_digest as same
+
+    async def current_user(authorization: Annotated[str | None, Header()] = None) -> str:
+        scheme, _, token = (authorization or "").partition(" ")
+        found = [user for known, user in tokens.items() if same(token.encode(), known.encode())]
+        if scheme.lower() != "bearer" or not found:
+            raise HTTPException(401, headers={"WWW-Authenticate": "Bearer"})
+        return found[0]
+
+    return current_user
+
+
+@pytest.mark.parametrize("right", [make_current_user, helper_style, imported_name_style,
+                                   closure_import_style],
+                         ids=["reference", "helper", "imported-name", "closure-import"])
+async def test_right_current_user_passes(capsys, right):
+    await nb05.check_current_user(right)
     assert "✅" in capsys.readouterr().out
+    assert hmac.compare_digest is secrets.compare_digest is compare_digest  # the spy is undone
+
+
+def todo_comment_user(tokens):
+    async def current_user(authorization: Annotated[str | None, Header()] = None) -> str:
+        scheme, _, token = (authorization or "").partition(" ")
+        for known, user in tokens.items():
+            if scheme.lower() == "bearer" and token == known:  # TODO: compare_digest
+                return user
+        raise HTTPException(401, headers={"WWW-Authenticate": "Bearer"})
+
+    return current_user
+
+
+def lookup_then_compare_user(tokens):
+    async def current_user(authorization: Annotated[str | None, Header()] = None) -> str:
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or token not in tokens:  # leaks before compare_digest runs
+            raise HTTPException(401, headers={"WWW-Authenticate": "Bearer"})
+        if not hmac.compare_digest(token, next(k for k in tokens if k == token)):
+            raise HTTPException(401, headers={"WWW-Authenticate": "Bearer"})
+        return tokens[token]
+
+    return current_user
+
+
+def str_compare_user(tokens):
+    async def current_user(authorization: Annotated[str | None, Header()] = None) -> str:
+        scheme, _, token = (authorization or "").partition(" ")
+        found = [user for known, user in tokens.items() if hmac.compare_digest(token, known)]
+        if scheme.lower() != "bearer" or not found:
+            raise HTTPException(401, headers={"WWW-Authenticate": "Bearer"})
+        return found[0]
+
+    return current_user
 
 
 @pytest.mark.parametrize(("wrong", "message"), [
@@ -194,8 +304,11 @@ async def test_reference_current_user_passes(capsys):
     (user_variant(case_insensitive=False), "case-insensitive"),
     (user_variant(prefix=True), "prefix of a real token"),
     (lambda tokens: "alice", "not a function"),
+    (todo_comment_user, "without hmac.compare_digest"),
+    (lookup_then_compare_user, "without hmac.compare_digest"),
+    (str_compare_user, "non-ASCII characters the dependency crashed"),
 ], ids=["dict-lookup", "403", "required-header", "no-www-authenticate", "case-sensitive", "prefix",
-        "not-callable"])
+        "not-callable", "todo-comment", "lookup-then-compare", "str-compare"])
 async def test_wrong_current_user_is_explained(capsys, wrong, message):
     with pytest.raises(CheckFailed, match=message):
         await nb05.check_current_user(wrong)
@@ -215,3 +328,15 @@ async def test_checks_do_not_leave_tasks_behind(runner_and_sessions):
     await nb05.check_sse_frames(sse_frames, *runner_and_sessions)
     await asyncio.sleep(0)
     assert len(asyncio.all_tasks()) <= before
+
+
+def _cases(test) -> int:
+    return next(len(mark.args[1]) for mark in test.pytestmark if mark.name == "parametrize")
+
+
+def test_each_exercise_holds_five_mistakes_and_two_right_answers():
+    """The issue-12 floor: a check is tested with at least five distinct wrong answers and at
+    least two right ones written in different styles."""
+    for right, wrong in [(test_right_sse_frames_pass, test_wrong_sse_frames_are_explained),
+                         (test_right_current_user_passes, test_wrong_current_user_is_explained)]:
+        assert _cases(right) >= 2 and _cases(wrong) >= 5, (right.__name__, wrong.__name__)

@@ -59,10 +59,57 @@ def make(*, append_final=False, replace_partial=False, mix_thoughts=False, first
     return render
 
 
-async def test_right_answer_passes(recorded, capsys):
-    nb06.check_render(nb06.reference_render, recorded)
+def loop_style(state, event_json):
+    """Another right answer: one loop over the parts, setdefault, then drop an empty message."""
+    event = json.loads(event_json)
+    pieces = {"thoughts": "", "text": ""}
+    for part in parts_of(event):
+        pieces["thoughts" if part.get("thought") else "text"] += part.get("text") or ""
+    if not (pieces["thoughts"] or pieces["text"]) and event["id"] not in state:
+        return state
+    message = state.setdefault(event["id"], {"thoughts": "", "text": ""})
+    for key, piece in pieces.items():
+        message[key] = message[key] + piece if event.get("partial", False) else piece
+    return state
+
+
+@pytest.mark.parametrize("right", [nb06.reference_render, loop_style], ids=["reference", "loop"])
+async def test_right_answers_pass(recorded, capsys, right):
+    nb06.check_render(right, recorded)
     out = capsys.readouterr().out
     assert "✅" in out and "reads once" in out
+
+
+def partials_only(*, first_part=False):
+    """Shows partial events only: the aggregate repeats them, so skipping it looks harmless."""
+    def render(state, event_json):
+        event = json.loads(event_json)
+        parts = parts_of(event)[:1] if first_part else parts_of(event)
+        if not event.get("partial"):
+            return state
+        for part in parts:
+            if part.get("text"):
+                message = state.setdefault(event["id"], {"thoughts": "", "text": ""})
+                message["thoughts" if part.get("thought") else "text"] += part["text"]
+        return state
+
+    return render
+
+
+def subscripts_partial(state, event_json):
+    event = json.loads(event_json)
+    parts = parts_of(event)
+    text = "".join(p["text"] for p in parts if p.get("text") and not p.get("thought"))
+    thoughts = "".join(p["text"] for p in parts if p.get("text") and p.get("thought"))
+    if not (text or thoughts) and event["id"] not in state:
+        return state
+    message = state.setdefault(event["id"], {"thoughts": "", "text": ""})
+    if event["partial"]:  # absent, not false, on the aggregate
+        message["text"] += text
+        message["thoughts"] += thoughts
+    else:
+        message["text"], message["thoughts"] = text, thoughts
+    return state
 
 
 @pytest.mark.parametrize(("wrong", "message"), [
@@ -73,7 +120,11 @@ async def test_right_answer_passes(recorded, capsys):
     (make(key="invocationId"), "keyed by Event id"),
     (make(empty_messages=True), "created an empty message"),
     (make(return_none=True), "returned None"),
-])
+    (partials_only(), "Never skip non-partial events"),
+    (partials_only(first_part=True), "Join every text part"),
+    (subscripts_partial, "KeyError: 'partial'.*event.get\\('partial'\\)"),
+], ids=["appends-aggregate", "replaces-partials", "mixes-thoughts", "parts-0", "keyed-by-invocation",
+        "empty-messages", "returns-none", "partials-only", "parts-0-partials-only", "event['partial']"])
 async def test_wrong_answers_are_explained(recorded, capsys, wrong, message):
     with pytest.raises(CheckFailed, match=message):
         nb06.check_render(wrong, recorded)
@@ -82,7 +133,7 @@ async def test_wrong_answers_are_explained(recorded, capsys, wrong, message):
 
 async def test_the_recorded_turn_has_what_the_check_needs(recorded):
     events = [json.loads(e) for e in recorded]
-    assert sum(1 for e in events if e.get("partial") and any(p.get("text") for p in parts_of(e))) >= 5
+    assert sum(1 for e in events if e.get("partial") and any(p.get("text") for p in parts_of(e))) >= 2
     assert any("functionCall" in p for e in events for p in parts_of(e))
 
 
@@ -92,3 +143,14 @@ async def test_unfinished_exercise_raises_not_implemented(recorded):
 
     with pytest.raises(NotImplementedError):
         nb06.check_render(stub, recorded)
+
+
+def _cases(test) -> int:
+    return next(len(mark.args[1]) for mark in test.pytestmark if mark.name == "parametrize")
+
+
+def test_each_exercise_holds_five_mistakes_and_two_right_answers():
+    """The issue-12 floor: a check is tested with at least five distinct wrong answers and at
+    least two right ones written in different styles."""
+    for right, wrong in [(test_right_answers_pass, test_wrong_answers_are_explained)]:
+        assert _cases(right) >= 2 and _cases(wrong) >= 5, (right.__name__, wrong.__name__)

@@ -103,9 +103,33 @@ def assumes_every_part_is_text(view, event):
             entry["thoughts"], entry["answer"] = thoughts, answer
 
 
-async def test_right_display_filter_passes(emulator, capsys):
-    await nb07.check_update_view(solution, model=MODEL)
+def per_part_style(view, event):
+    """Another right answer: a loop over the parts, the entry made lazily, replace on the aggregate."""
+    pieces = {"thoughts": "", "answer": ""}
+    for part in (event.content.parts or []) if event.content else []:
+        if part.text:
+            pieces["thoughts" if part.thought else "answer"] += part.text
+    if not any(pieces.values()) and event.id not in view:
+        return
+    entry = view.setdefault(event.id, {"thoughts": "", "answer": ""})
+    for key, text in pieces.items():
+        entry[key] = entry[key] + text if event.partial else text
+
+
+@pytest.mark.parametrize("right", [solution, per_part_style], ids=["solution", "per-part"])
+async def test_right_display_filter_passes(emulator, capsys, right):
+    await nb07.check_update_view(right, model=MODEL)
     assert "✅" in capsys.readouterr().out
+
+
+def shows_partial_events_only(view, event):
+    if not event.partial:
+        return  # the aggregate repeats what streamed: skipping it looks harmless
+    thoughts, answer = texts(event)
+    if thoughts or answer:
+        entry = view.setdefault(event.id, {"thoughts": "", "answer": ""})
+        entry["thoughts"] += thoughts
+        entry["answer"] += answer
 
 
 @pytest.mark.parametrize(("wrong", "message"), [
@@ -116,7 +140,9 @@ async def test_right_display_filter_passes(emulator, capsys):
     (keyed_by_invocation, "no entry for its id"),
     (returns_a_new_view, "returned a new dict"),
     (assumes_every_part_is_text, "raised TypeError"),
-])
+    (shows_partial_events_only, "Never skip non-partial events"),
+], ids=["appends-aggregate", "replaces-partials", "parts-0", "mixes-thoughts", "keyed-by-invocation",
+        "returns-new-view", "every-part-is-text", "partials-only"])
 async def test_wrong_display_filters_are_explained(emulator, capsys, wrong, message):
     with pytest.raises(CheckFailed, match=message):
         await nb07.check_update_view(wrong, model=MODEL)
@@ -137,16 +163,13 @@ RIGHT = [
 ]
 
 
-async def test_right_prediction_passes(emulator, capsys):
-    await nb07.check_prediction(lambda: RIGHT, model=MODEL)
+LOOSE = [(True, "thought")] + [[partial, list(kinds)] for partial, kinds in RIGHT[1:]]  # lists, a bare kind
+
+
+@pytest.mark.parametrize("right", [RIGHT, LOOSE], ids=["tuples", "lists-and-a-bare-kind"])
+async def test_right_prediction_passes(emulator, capsys, right):
+    await nb07.check_prediction(lambda: right, model=MODEL)
     assert "✅ All 7 rows right" in capsys.readouterr().out
-
-
-async def test_prediction_accepts_lists_and_a_bare_kind(emulator, capsys):
-    loose = [[partial, list(kinds)] for partial, kinds in RIGHT]
-    loose[0] = (True, "thought")
-    await nb07.check_prediction(lambda: loose, model=MODEL)
-    assert "✅" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(("wrong", "message"), [
@@ -181,3 +204,15 @@ async def test_unfinished_prediction_raises_not_implemented(emulator):
 
     with pytest.raises(NotImplementedError):
         await nb07.check_prediction(stub, model=MODEL)
+
+
+def _cases(test) -> int:
+    return next(len(mark.args[1]) for mark in test.pytestmark if mark.name == "parametrize")
+
+
+def test_each_exercise_holds_five_mistakes_and_two_right_answers():
+    """The issue-12 floor: a check is tested with at least five distinct wrong answers and at
+    least two right ones written in different styles."""
+    for right, wrong in [(test_right_display_filter_passes, test_wrong_display_filters_are_explained),
+                         (test_right_prediction_passes, test_wrong_predictions_are_explained)]:
+        assert _cases(right) >= 2 and _cases(wrong) >= 5, (right.__name__, wrong.__name__)

@@ -63,8 +63,33 @@ def starts_disabled(task):
     return button
 
 
-async def test_a_stop_button_that_stops_passes(runner_and_backend, capsys):
-    await nb08.check_stop_button(solution, *runner_and_backend)
+def named_handlers(task):
+    """Another right answer: named handlers, a guard against a finished task, a new label."""
+    button = widgets.Button(description="Stop", icon="stop", button_style="danger")
+
+    def on_stop(_button):
+        if not task.done():
+            task.cancel()
+
+    def on_end(_task):
+        button.disabled = True
+        button.description = "Stopped" if _task.cancelled() else "Done"
+
+    button.on_click(on_stop)
+    task.add_done_callback(on_end)
+    return button
+
+
+def cancels_at_once(task):
+    button = widgets.Button(description="Stop")
+    button.on_click(task.cancel())  # called now, not on click
+    task.add_done_callback(lambda _t: setattr(button, "disabled", True))
+    return button
+
+
+@pytest.mark.parametrize("right", [solution, named_handlers], ids=["solution", "named-handlers"])
+async def test_a_stop_button_that_stops_passes(runner_and_backend, capsys, right):
+    await nb08.check_stop_button(right, *runner_and_backend)
     out = capsys.readouterr().out
     assert "✅" in out and "client_closed" in out
 
@@ -76,7 +101,9 @@ async def test_a_stop_button_that_stops_passes(runner_and_backend, capsys):
     (disables_on_click_only, "ends by itself"),
     (returns_a_callback, "not an ipywidgets Button"),
     (starts_disabled, "disabled while the turn is running"),
-])
+    (cancels_at_once, "cancelled before Stop was clicked"),
+], ids=["does-nothing", "only-hides", "never-disables", "disables-on-click-only", "returns-callback",
+        "starts-disabled", "cancels-at-once"])
 async def test_wrong_stop_buttons_are_explained(runner_and_backend, capsys, wrong, message):
     with pytest.raises(CheckFailed, match=message):
         await nb08.check_stop_button(wrong, *runner_and_backend)
@@ -99,3 +126,14 @@ async def test_no_task_is_left_running(runner_and_backend):
     await asyncio.sleep(0)
     leftover = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
     assert leftover == []
+
+
+def _cases(test) -> int:
+    return next(len(mark.args[1]) for mark in test.pytestmark if mark.name == "parametrize")
+
+
+def test_each_exercise_holds_five_mistakes_and_two_right_answers():
+    """The issue-12 floor: a check is tested with at least five distinct wrong answers and at
+    least two right ones written in different styles."""
+    for right, wrong in [(test_a_stop_button_that_stops_passes, test_wrong_stop_buttons_are_explained)]:
+        assert _cases(right) >= 2 and _cases(wrong) >= 5, (right.__name__, wrong.__name__)

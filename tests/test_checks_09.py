@@ -91,10 +91,74 @@ def posts_again(base_url, token, session_id, text):
     return frames
 
 
-def test_resuming_client_passes(emulator, capsys):
-    nb09.check_resuming_client(read_with_resume, emulator)
-    assert "✅" in capsys.readouterr().out
+def while_loop_style(base_url, token, session_id, text):
+    """Another right answer: a while loop on the last frame, the URL's last_event_id, a fresh
+    client per connection."""
+    auth = {"Authorization": f"Bearer {token}"}
+    frames = []
+    while not frames or frames[-1].event not in TERMINAL:
+        with httpx.Client(base_url=base_url, headers=auth, timeout=30) as client:
+            if frames:
+                args = ("GET", f"/api/sessions/{session_id}/stream",
+                        {"headers": {"Last-Event-ID": frames[-1].id}})
+            else:
+                args = ("POST", f"/api/sessions/{session_id}/messages", {"json": {"text": text}})
+            try:
+                with connect_sse(client, args[0], args[1], **args[2]) as source:
+                    frames.extend(source.iter_sse())
+            except httpx.RemoteProtocolError:
+                continue
+    return frames
+
+
+@pytest.mark.parametrize("right", [read_with_resume, while_loop_style], ids=["solution", "while-loop"])
+def test_resuming_client_passes(emulator, capsys, right):
+    nb09.check_resuming_client(right, emulator)
+    out = capsys.readouterr().out
+    assert "✅" in out and "abrupt, clean" in out
     assert len(emulator.requests) == 1
+
+
+def resumes_only_on_exception(base_url, token, session_id, text):
+    """Resumes when httpx raises, but takes a body that just ends for the whole answer."""
+    auth = {"Authorization": f"Bearer {token}"}
+    frames = []
+    with httpx.Client(base_url=base_url, timeout=30) as client:
+        request = {"method": "POST", "url": f"/api/sessions/{session_id}/messages",
+                   "headers": auth, "json": {"text": text}}
+        for _ in range(10):
+            try:
+                with connect_sse(client, **request) as source:
+                    frames.extend(source.iter_sse())
+                return frames  # the body ended: done, it thinks
+            except httpx.TransportError:
+                request = {"method": "GET", "url": f"/api/sessions/{session_id}/stream",
+                           "headers": {**auth, "Last-Event-ID": frames[-1].id}}
+    return frames
+
+
+def keeps_the_last_connection_only(base_url, token, session_id, text):
+    auth = {"Authorization": f"Bearer {token}"}
+    frames, last_id = [], None
+    with httpx.Client(base_url=base_url, timeout=30) as client:
+        for _ in range(10):
+            if last_id is None:
+                request = {"method": "POST", "url": f"/api/sessions/{session_id}/messages",
+                           "headers": auth, "json": {"text": text}}
+            else:
+                request = {"method": "GET", "url": f"/api/sessions/{session_id}/stream",
+                           "headers": {**auth, "Last-Event-ID": last_id}}
+            frames = []  # the frames before the cut are dropped
+            try:
+                with connect_sse(client, **request) as source:
+                    for frame in source.iter_sse():
+                        frames.append(frame)
+                        last_id = frame.id
+            except httpx.TransportError:
+                continue
+            if frames and frames[-1].event in TERMINAL:
+                return frames
+    return frames
 
 
 @pytest.mark.parametrize(("answer", "message"), [
@@ -102,6 +166,8 @@ def test_resuming_client_passes(emulator, capsys):
     (crashes_on_cut, "raised RemoteProtocolError"),
     (resume_from_zero, "appear twice"),
     (posts_again, "sent the message again"),
+    (resumes_only_on_exception, "ended cleanly"),
+    (keeps_the_last_connection_only, "missing or out of order"),
 ])
 def test_resuming_client_explains_wrong_answers(emulator, answer, message):
     with pytest.raises(CheckFailed, match=message):
@@ -118,7 +184,7 @@ def test_resuming_client_lets_not_implemented_through(emulator):
 
 # -- Exercise 9.2: what happened to my message? -------------------------------------------------------
 def what_happened(status, frames):
-    if status in (429, 503):
+    if status == 429 or status >= 500:
         return "retry"
     if status != 200:
         return "client_error"
@@ -130,13 +196,34 @@ def what_happened(status, frames):
     return last.event
 
 
-def test_what_happened_passes(capsys):
-    nb09.check_what_happened(what_happened)
+def match_style(status, frames):
+    """Another right answer: match on the status, then on the last frame's event."""
+    match status:
+        case 200:
+            pass
+        case 429:
+            return "retry"
+        case _ if 500 <= status < 600:
+            return "retry"
+        case _:
+            return "client_error"
+    match frames[-1].event if frames else None:
+        case "done" | "cancelled" as ended:
+            return ended
+        case "error":
+            return f"error:{json.loads(frames[-1].data)['error']['code']}"
+        case _:
+            return "resume"
+
+
+@pytest.mark.parametrize("right", [what_happened, match_style], ids=["solution", "match"])
+def test_what_happened_passes(capsys, right):
+    nb09.check_what_happened(right)
     assert "✅" in capsys.readouterr().out
 
 
 def missing_terminal_is_done(status, frames):
-    if status in (429, 503):
+    if status == 429 or status >= 500:
         return "retry"
     if status != 200:
         return "client_error"
@@ -156,10 +243,41 @@ def every_4xx_is_retry(status, frames):
     return "retry" if status >= 400 else what_happened(status, frames)
 
 
+def only_429_and_503_retry(status, frames):  # a proxy's 502/504 taken for the client's fault
+    if status in (429, 503):
+        return "retry"
+    return "client_error" if status != 200 else what_happened(status, frames)
+
+
+def last_frame_without_guard(status, frames):
+    if status != 200:
+        return what_happened(status, frames)
+    last = frames[-1]  # an empty 200 body has no frames
+    return what_happened(status, frames) if last else "resume"
+
+
+def parses_every_last_frame(status, frames):
+    if status != 200 or not frames:
+        return what_happened(status, frames)
+    data = json.loads(frames[-1].data)  # a ping's data is empty
+    if frames[-1].event == "error":
+        return "error:" + data["error"]["code"]
+    return what_happened(status, frames)
+
+
+def event_name_as_code(status, frames):
+    answer = what_happened(status, frames)
+    return "error:" + frames[-1].event if answer.startswith("error:") else answer
+
+
 @pytest.mark.parametrize(("answer", "message"), [
     (missing_terminal_is_done, "expected 'resume'"),
     (error_without_code, "expected 'error:STREAM_INTERRUPTED'"),
     (every_4xx_is_retry, "expected 'client_error'"),
+    (only_429_and_503_retry, "502 from a proxy.*expected 'retry'"),
+    (last_frame_without_guard, "empty 200 body.*raised IndexError"),
+    (parses_every_last_frame, "keep-alive ping.*raised JSONDecodeError"),
+    (event_name_as_code, "expected 'error:STREAM_INTERRUPTED'"),
 ])
 def test_what_happened_explains_wrong_answers(answer, message):
     with pytest.raises(CheckFailed, match=message):
@@ -172,3 +290,15 @@ def test_what_happened_lets_not_implemented_through():
 
     with pytest.raises(NotImplementedError):
         nb09.check_what_happened(stub)
+
+
+def _cases(test) -> int:
+    return next(len(mark.args[1]) for mark in test.pytestmark if mark.name == "parametrize")
+
+
+def test_each_exercise_holds_five_mistakes_and_two_right_answers():
+    """The issue-12 floor: a check is tested with at least five distinct wrong answers and at
+    least two right ones written in different styles."""
+    for right, wrong in [(test_resuming_client_passes, test_resuming_client_explains_wrong_answers),
+                         (test_what_happened_passes, test_what_happened_explains_wrong_answers)]:
+        assert _cases(right) >= 2 and _cases(wrong) >= 5, (right.__name__, wrong.__name__)

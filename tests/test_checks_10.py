@@ -7,6 +7,7 @@ import importlib.util
 import re
 import subprocess
 import sys
+from collections import defaultdict
 from pathlib import Path
 
 import nbformat
@@ -75,8 +76,26 @@ def test_the_notebook_runs_pytest_on_that_project():
 
 
 # -- Exercise 10.1 ------------------------------------------------------------------------------
-async def test_assert_streamed_once_solution_passes(lesson, streams, capsys):
-    await nb10.check_streamed_once(lesson["assert_streamed_once"], streams)
+def grouped_by_id(ns):
+    """Another right answer: one pass that groups the events by id, no helper."""
+    def check(events):
+        finals = [i for i, e in enumerate(events) if e.is_final_response()]
+        assert finals == [len(events) - 1], f"final responses at {finals} of {len(events)} events"
+        streamed, whole = defaultdict(str), defaultdict(list)
+        for event in events:
+            if event.partial:
+                streamed[event.id] += ns["answer_text"](event)
+            else:
+                whole[event.id].append(ns["answer_text"](event))
+        for response_id, text in streamed.items():
+            assert whole[response_id] == [text], f"{response_id}: streamed {text!r}, then {whole[response_id]}"
+    return check
+
+
+@pytest.mark.parametrize("right", [lambda ns: ns["assert_streamed_once"], grouped_by_id],
+                         ids=["solution", "grouped-by-id"])
+async def test_assert_streamed_once_solution_passes(lesson, streams, capsys, right):
+    await nb10.check_streamed_once(right(lesson), streams)
     assert "✅" in capsys.readouterr().out
 
 
@@ -131,10 +150,31 @@ async def test_assert_streamed_once_unfinished_raises_not_implemented(streams):
 
 
 # -- Exercise 10.2 ------------------------------------------------------------------------------
-async def test_weather_test_solution_passes(lesson, capsys):
-    await nb10.check_weather_test(lesson["test_weather_in_london"])
+def without_helpers(ns):
+    """Another right answer: no helper but collect_turn, every assertion written out."""
+    async def test(emulator, agent):
+        emulator.script({"function_call": {"name": "get_weather", "args": {"city": "London"}}},
+                        {"text": "Light rain in London."})
+        events = await ns["collect_turn"](agent, "What's the weather in London?")
+        calls = [c for e in events if not e.partial for c in e.get_function_calls()]
+        assert [(c.name, c.args) for c in calls] == [("get_weather", {"city": "London"})]
+        results = [r.response for e in events for r in e.get_function_responses()]
+        assert results == [ns["get_weather"]("London")]
+        finals = [e for e in events if e.is_final_response()]
+        assert len(finals) == 1 and finals[0] is events[-1]
+        final = finals[0]
+        streamed = "".join(p.text for e in events if e.partial and e.id == final.id
+                           for p in e.content.parts if p.text and not p.thought)
+        assert streamed == "".join(p.text for p in final.content.parts if p.text) == "Light rain in London."
+    return test
+
+
+@pytest.mark.parametrize("right", [lambda ns: ns["test_weather_in_london"], without_helpers],
+                         ids=["solution", "without-helpers"])
+async def test_weather_test_solution_passes(lesson, capsys, right):
+    await nb10.check_weather_test(right(lesson))
     out = capsys.readouterr().out
-    assert "✅" in out and "all 4 broken ones" in out
+    assert "✅" in out and "all 6 broken ones" in out
     assert "not found" not in out  # ADK's warning for the agent without the tool is kept quiet
 
 
@@ -170,6 +210,26 @@ def unscripted(ns):
     return test
 
 
+def final_text_only(ns):  # never checks that the answer streamed
+    async def test(emulator, agent):
+        scripted(emulator)
+        events = await ns["collect_turn"](agent, "What's the weather in London?")
+        result = ns["assert_tool_called_once"](events, "get_weather", {"city": "London"})
+        assert result == ns["get_weather"]("London")
+        assert ns["answer_text"](ns["assert_one_final"](events)) == "Light rain in London."
+    return test
+
+
+def no_answer_compare(ns):  # streamed once, but never compared with the scripted text
+    async def test(emulator, agent):
+        scripted(emulator)
+        events = await ns["collect_turn"](agent, "What's the weather in London?")
+        result = ns["assert_tool_called_once"](events, "get_weather", {"city": "London"})
+        assert result == ns["get_weather"]("London")
+        ns["assert_partials_then_one_final"](events)
+    return test
+
+
 def wrong_expectation(ns):
     async def test(emulator, agent):
         scripted(emulator)
@@ -183,6 +243,8 @@ def wrong_expectation(ns):
     (no_final_check, "second final message"),
     (unscripted, "did not script the model"),
     (wrong_expectation, "fails against a correct agent"),
+    (final_text_only, "holds the answer back"),
+    (no_answer_compare, "rewrites the answer"),
 ])
 async def test_weather_test_wrong_answers_are_explained(lesson, capsys, wrong, message):
     with pytest.raises(CheckFailed, match=message):
@@ -205,3 +267,16 @@ def test_the_check_restores_the_environment(emulator):
     with nb10.offline_emulator() as own:
         assert os.environ["GOOGLE_GEMINI_BASE_URL"] == own.url != emulator.url
     assert {name: os.environ.get(name) for name in before} == before
+
+
+def _cases(test) -> int:
+    return next(len(mark.args[1]) for mark in test.pytestmark if mark.name == "parametrize")
+
+
+def test_each_exercise_holds_five_mistakes_and_two_right_answers():
+    """The issue-12 floor: a check is tested with at least five distinct wrong answers and at
+    least two right ones written in different styles."""
+    for right, wrong in [(test_assert_streamed_once_solution_passes,
+                          test_assert_streamed_once_wrong_answers_are_explained),
+                         (test_weather_test_solution_passes, test_weather_test_wrong_answers_are_explained)]:
+        assert _cases(right) >= 2 and _cases(wrong) >= 5, (right.__name__, wrong.__name__)

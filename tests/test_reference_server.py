@@ -228,6 +228,62 @@ def test_the_conversation_continues_in_the_session(client, session_id, emulator)
     assert [c["role"] for c in contents] == ["user", "model", "user"]
 
 
+def test_session_events_give_the_conversation_back(client, session_id, emulator):
+    """GET .../events: what a reloaded page draws again. The persisted events (no partial
+    ones), serialized as the stream sends them; same 401 and 404 rules as the other routes."""
+    read_stream(client, session_id, "Hello")
+    _, frames = read_stream(client, session_id, "Count to 3")
+    response = client.get(f"/api/sessions/{session_id}/events", headers=ALICE)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["running"] is False
+    events = [Event.model_validate(e) for e in body["events"]]
+    assert [e.author for e in events] == ["user", "assistant", "user", "assistant"]
+    assert not any(e.partial for e in events)
+    assert events[2].content.parts[0].text == "Count to 3"
+    # The model's last response, byte for byte the stream's last event frame.
+    assert body["events"][-1] == json.loads(frames[-2].data)
+
+    foreign = client.get(f"/api/sessions/{session_id}/events", headers=BOB)
+    unknown = client.get("/api/sessions/no-such-session/events", headers=ALICE)
+    assert_error(foreign, 404, "SESSION_NOT_FOUND")
+    assert_error(unknown, 404, "SESSION_NOT_FOUND")
+    assert foreign.content == unknown.content
+    assert_error(client.get(f"/api/sessions/{session_id}/events"), 401, "UNAUTHENTICATED")
+
+
+def test_session_events_say_a_turn_is_running(client, session_id, emulator):
+    """A page reloaded mid-turn sees the question and ``running``, then resumes the stream."""
+    emulator.set_pacing(first_token_s=0, chunk_s=0.05)
+    with connect_sse(client, "POST", f"/api/sessions/{session_id}/messages", headers=ALICE,
+                     json={"text": "Count to 60"}) as source:
+        next(source.iter_sse())
+        with httpx.Client(base_url=str(client.base_url), timeout=10) as other:
+            body = other.get(f"/api/sessions/{session_id}/events", headers=ALICE).json()
+    assert body["running"] is True
+    assert [(e["author"], e["content"]["parts"][0]["text"]) for e in body["events"]] == [
+        ("user", "Count to 60")]
+
+
+def test_session_events_redact_credentials_like_adk():
+    """A persisted credential request loses its secrets, as in ADK's own session route."""
+    from reference_server.app import history_event
+
+    auth_config = {"authScheme": {"type": "oauth2", "flows": {}},
+                   "rawAuthCredential": {"authType": "oauth2", "oauth2": {
+                       "clientId": "id", "clientSecret": "s3cret-client"}},
+                   "exchangedAuthCredential": {"authType": "oauth2", "oauth2": {
+                       "clientId": "id", "accessToken": "s3cret-token"}}}
+    event = Event.model_validate({
+        "author": "assistant", "invocationId": "i-1", "errorCode": "X", "errorMessage": "internal",
+        "content": {"role": "model", "parts": [{"functionCall": {
+            "id": "c-1", "name": "adk_request_credential",
+            "args": {"functionCallId": "c-0", "authConfig": auth_config}}}]}})
+    shown = json.dumps(history_event(event))
+    assert "s3cret" not in shown and "internal" not in shown
+    assert "adk_request_credential" in shown and '"clientId": "id"' in shown
+
+
 # A model that fails before its first byte (429/503) is answered 503 with JSON: see
 # tests/test_production_server.py.
 @pytest.mark.parametrize(("prompt", "code", "frames_before"), [

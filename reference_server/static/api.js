@@ -44,6 +44,18 @@ export class ChatClient {
     return sessionId;
   }
 
+  // GET /api/sessions/{id}/events -> {"events": [...], "running": bool}: the conversation so
+  // far (the user's messages and the model's whole responses, as the stream sends them), to
+  // draw it again after a reload; `running`: a turn is under way, resume() reads it.
+  async history(sessionId, signal) {
+    const response = await fetch(`${this.base}/api/sessions/${encodeURIComponent(sessionId)}/events`, {
+      headers: this.#headers(),
+      signal,
+    });
+    if (!response.ok) throw await apiError(response);
+    return response.json();
+  }
+
   // POST /api/sessions/{id}/messages -> 200 text/event-stream. Resolves once the headers are
   // in; read the body with readSSE(). `signal` (an AbortController's) stops the request.
   async sendMessage(sessionId, text, signal) {

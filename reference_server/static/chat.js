@@ -1,13 +1,16 @@
-// chat.js: the page. Connect with a token, create a session, send messages, render the
-// streamed events, stop a turn. The pieces it wires together:
-//   api.js    - the HTTP calls (fetch, Authorization header)
-//   sse.js    - the SSE parser over the response body
-//   render.js - one turn of the transcript, updated in place by Event id
+// chat.js: the page. Connect with a token, open the session (the last one again after a
+// reload, drawn from its history), send messages, render the streamed events, stop a turn.
+// The pieces it wires together:
+//   api.js      - the HTTP calls (fetch, Authorization header)
+//   sse.js      - the SSE parser over the response body
+//   render.js   - one turn of the transcript, updated in place by Event id
+//   markdown.js - model text drawn as a safe subset of Markdown
 import { ApiError, ChatClient } from "./api.js";
 import { readSSE, StreamCutError } from "./sse.js";
-import { Turn } from "./render.js";
+import { Turn, userMessage } from "./render.js";
 
 const TOKEN_KEY = "workshop-token";
+const SESSION_KEY = "workshop-session"; // the conversation a reload opens again
 const $ = (id) => document.getElementById(id);
 const ui = {
   tokenForm: $("token-form"),
@@ -44,34 +47,89 @@ function setConnection(text, ok) {
 }
 
 function setBusy(busy) {
-  ui.send.disabled = busy || !sessionId;
-  ui.message.disabled = !sessionId;
+  ui.send.disabled = busy || !sessionId || !client;
+  ui.message.disabled = !sessionId || !client;
   ui.stop.disabled = !busy;
   ui.newChat.disabled = busy || !client;
 }
 
-// Check the token by creating a session with it; a new session starts an empty transcript.
-async function connect(token) {
+const REFUSED = "Token rejected (401) · enter a valid token and press Connect";
+
+// The server refused the token (at connect, or mid-conversation: revoked, rotated): back to
+// "enter a token". The session id stays remembered: a valid token of the same user opens
+// the conversation again.
+function tokenRefused() {
+  stop();
+  client = null;
+  localStorage.removeItem(TOKEN_KEY);
+  setConnection(REFUSED, false);
+  setBusy(false);
+  ui.tokenInput.select();
+  ui.tokenInput.focus();
+}
+
+// Check the token by opening a session with it: the remembered one (its conversation drawn
+// again), or a new one. `fresh` (New chat) always starts a new, empty one.
+async function connect(token, { fresh = false } = {}) {
   stop();
   ui.transcript.replaceChildren();
   client = new ChatClient(token);
   sessionId = null;
   setBusy(false);
   setConnection("Connecting…", false);
+  let history = null;
   try {
-    sessionId = await client.createSession();
+    const saved = fresh ? null : localStorage.getItem(SESSION_KEY);
+    if (saved) {
+      try {
+        history = await client.history(saved);
+        sessionId = saved;
+      } catch (err) {
+        // 404: expired, deleted, or another user's (a different token): start a new one.
+        if (!(err instanceof ApiError && err.status === 404)) throw err;
+      }
+    }
+    sessionId ??= await client.createSession();
     localStorage.setItem(TOKEN_KEY, token); // fine for a development token; the page never uses innerHTML
+    localStorage.setItem(SESSION_KEY, sessionId);
     setConnection(`Connected · session ${sessionId.slice(0, 8)}…`, true);
     ui.connection.dataset.session = sessionId; // the whole id, for tools and tests
-    ui.message.disabled = false;
-    ui.message.focus();
   } catch (err) {
+    if (err instanceof ApiError && err.status === 401) return tokenRefused();
     client = null;
-    const reason = err instanceof ApiError && err.status === 401 ? "Token rejected (401)" : `Cannot connect: ${err.message}`;
-    setConnection(reason, false);
+    setConnection(`Cannot connect: ${err.message}`, false);
+    setBusy(false);
     ui.tokenInput.focus();
+    return;
   }
   setBusy(false);
+  ui.message.focus();
+  if (history) restore(history);
+}
+
+// Draw the session's history again, one turn per user message. A turn still running (the
+// page was reloaded mid-answer) is read again from its first frame (Last-Event-ID 0): the
+// server replays what it sent so far, then the rest live.
+function restore({ events, running }) {
+  const turns = [];
+  for (const event of events) {
+    const text = userMessage(event);
+    if (text !== null) turns.push({ text, events: [] });
+    else if (turns.length) turns[turns.length - 1].events.push(event);
+  }
+  const live = running ? turns.pop() ?? { text: "" } : null;
+  // The transcript is a live region: a screen reader would read the whole history out. It is
+  // quiet while the history is drawn (and a moment after: the browser tells assistive
+  // technology about changes asynchronously), then announces new turns again.
+  ui.transcript.setAttribute("aria-live", "off");
+  for (const { text, events: answer } of turns) {
+    const turn = new Turn(ui.transcript, text, { restored: true });
+    for (const event of answer) turn.apply(event);
+    turn.finishRestored();
+  }
+  setTimeout(() => ui.transcript.setAttribute("aria-live", "polite"), 1000);
+  follow.stick();
+  if (live) run(new Turn(ui.transcript, live.text), (signal) => client.resume(sessionId, "0", null, signal));
 }
 
 // Read one stream to its end. A resumed stream (Last-Event-ID) is read the same way, into the
@@ -139,15 +197,18 @@ async function consumeResuming(response, turn, signal) {
   }
 }
 
-async function send(text) {
+// Run one turn: `open(signal)` makes the request (a new message, or a resume after a
+// reload); its stream is read into `turn`, resuming after drops.
+async function run(turn, open) {
   const controller = new AbortController();
-  const turn = new Turn(ui.transcript, text);
   running = { controller, turn };
   setBusy(true);
+  let refused = false;
   try {
-    const response = await client.sendMessage(sessionId, text, controller.signal);
+    const response = await open(controller.signal);
     await consumeResuming(response, turn, controller.signal);
   } catch (err) {
+    refused = err instanceof ApiError && err.status === 401;
     if (controller.signal.aborted) {
       turn.finish("stopped");
     } else if (err instanceof ApiError) {
@@ -163,8 +224,14 @@ async function send(text) {
   } finally {
     if (running?.turn === turn) running = null; // (a new session may have started meanwhile)
     setBusy(Boolean(running));
-    ui.message.focus();
+    if (refused) tokenRefused();
+    else if (client) ui.message.focus();
   }
+}
+
+function send(text) {
+  follow.stick(); // the reader asked: show the answer, even if they had scrolled up
+  return run(new Turn(ui.transcript, text), (signal) => client.sendMessage(sessionId, text, signal));
 }
 
 // Stop: abort the fetch (closes the connection; the pending read rejects with AbortError)
@@ -173,7 +240,7 @@ function stop() {
   if (!running) return;
   running.controller.abort();
   running.turn.finish("stopped");
-  client.cancel(sessionId);
+  client?.cancel(sessionId);
 }
 
 ui.tokenForm.addEventListener("submit", (e) => {
@@ -185,7 +252,7 @@ ui.tokenForm.addEventListener("submit", (e) => {
 ui.composer.addEventListener("submit", (e) => {
   e.preventDefault();
   const text = ui.message.value.trim();
-  if (!text || running || !sessionId) return;
+  if (!text || running || !sessionId || !client) return;
   ui.message.value = "";
   send(text);
 });
@@ -205,14 +272,38 @@ document.addEventListener("keydown", (e) => {
 });
 
 ui.newChat.addEventListener("click", () => {
-  if (client) connect(client.token);
+  if (client) connect(client.token, { fresh: true });
 });
 
-// Keep the newest text in view while it streams, unless the reader scrolled up.
-new MutationObserver(() => {
-  const t = ui.transcript;
-  if (t.scrollHeight - t.scrollTop - t.clientHeight < 120) t.scrollTop = t.scrollHeight;
-}).observe(ui.transcript, { childList: true, subtree: true, characterData: true });
+// Follow the stream: keep the transcript scrolled to its end while text arrives (and while
+// the page resizes: a phone's keyboard, a rotation), unless the reader scrolled up; scrolling
+// back to the end, or sending, follows again. A scroll event comes a frame late, after text
+// may already have moved the view back down, so the reader's own gestures upwards (wheel,
+// touch, keys) stop following at once.
+const follow = {
+  on: true,
+  atEnd: () => ui.transcript.scrollHeight - ui.transcript.scrollTop - ui.transcript.clientHeight < 24,
+  keep() {
+    if (this.on) ui.transcript.scrollTop = ui.transcript.scrollHeight;
+  },
+  stick() {
+    this.on = true;
+    this.keep();
+  },
+};
+ui.transcript.addEventListener("scroll", () => (follow.on = follow.atEnd()), { passive: true });
+ui.transcript.addEventListener("wheel", (e) => { if (e.deltaY < 0) follow.on = false; }, { passive: true });
+let touchY = null;
+ui.transcript.addEventListener("touchstart", (e) => (touchY = e.touches[0].clientY), { passive: true });
+ui.transcript.addEventListener("touchmove", (e) => {
+  if (touchY !== null && e.touches[0].clientY > touchY) follow.on = false; // dragging the text down
+}, { passive: true });
+ui.transcript.addEventListener("keydown", (e) => {
+  if (["ArrowUp", "PageUp", "Home"].includes(e.key)) follow.on = false;
+});
+new MutationObserver(() => follow.keep())
+  .observe(ui.transcript, { childList: true, subtree: true, characterData: true });
+new ResizeObserver(() => follow.keep()).observe(ui.transcript);
 
 const token = initialToken();
 ui.tokenInput.value = token;

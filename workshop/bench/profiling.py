@@ -26,7 +26,7 @@ CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
     ("ADK runner, flows, events", ("google/adk/",)),
     ("google-genai client (response parsing)", ("google/genai/",)),
     ("pydantic (event validation, JSON)", ("pydantic",)),
-    ("reference server code", ("workshop/reference_server",)),
+    ("reference server code", ("/reference_server/",)),
     ("FastAPI, Starlette, anyio", ("fastapi", "starlette", "anyio", "sse_starlette")),
     ("uvicorn + h11 (HTTP server)", ("uvicorn", "h11", "httptools")),
     ("httpx, httpcore, httpx-sse (HTTP clients)", ("httpx", "httpcore", "httpx_sse", "aiohttp")),

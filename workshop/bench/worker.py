@@ -45,20 +45,29 @@ def write_agents_dir(root: Path) -> Path:
     return agents_dir
 
 
+STORAGE_ENV = "WORKSHOP_BENCH_STORAGE"  # "memory" (default) or "sqlite": sessions, on both sides
+
+
 def build_app(name: str, tmp: Path) -> Any:
-    """The reference server's app, or ADK's built-in one serving the same agent."""
+    """The reference server's app, or ADK's built-in one serving the same agent, with sessions
+    in memory or in a SQLite file (``WORKSHOP_BENCH_STORAGE``), like for like."""
+    sqlite = os.environ.get(STORAGE_ENV, "memory") == "sqlite"
     if name == "reference":
         import importlib
 
         # WORKSHOP_BENCH_REFERENCE: another package with the same create_app/Settings, to
         # measure a candidate change to the reference server against the current one
         server = importlib.import_module(os.environ.get("WORKSHOP_BENCH_REFERENCE", "reference_server"))
-        return server.create_app(server.Settings(tokens={TOKEN: USER}))
+        settings = server.Settings(tokens={TOKEN: USER})
+        if sqlite:
+            from reference_server.persistence import session_service_from_url
+            settings.session_service = session_service_from_url(f"sqlite:///{tmp}/reference.db")
+        return server.create_app(settings)
     from google.adk.cli.fast_api import get_fast_api_app
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"\[EXPERIMENTAL\]")
         return get_fast_api_app(agents_dir=str(write_agents_dir(tmp)), web=False,
-                                session_service_uri="memory://")
+                                session_service_uri=f"sqlite:///{tmp}/adk.db" if sqlite else "memory://")
 
 
 class MemoryProbe:
@@ -122,6 +131,7 @@ class Stream:
     first_event: float = 0.0
     chunk_times: list[float] = field(default_factory=list)  # receipt of each event carrying a chunk
     events: int = 0  # every ADK event (or raw chunk) received
+    ended: float = 0.0  # the stream closed (after its last event, and done frame if any)
 
 
 class Client:
@@ -180,6 +190,7 @@ class Client:
             stream = await self.genai.aio.models.generate_content_stream(model=self.model, contents=text)
             async for _chunk in stream:
                 got(True)
+            s.ended = time.time()
         elif config == "run_async":
             from google.genai import types
             message = types.Content(role="user", parts=[types.Part(text=text)])
@@ -188,6 +199,7 @@ class Client:
             async with contextlib.aclosing(run) as events:
                 async for event in events:
                     got(bool(event.partial))
+            s.ended = time.time()
         else:
             from httpx_sse import aconnect_sse
             if config == "reference":
@@ -205,6 +217,7 @@ class Client:
                     if sse.event == "error" or sse.data.startswith('{"error"'):
                         raise RuntimeError(f"{config}: error frame {sse.data}")
                     got('"partial":true' in sse.data)
+        s.ended = time.time()
         return s
 
     async def batch(self, config: str, n: int, count_to: int, prefix: str) -> dict[str, Any]:

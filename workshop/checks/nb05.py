@@ -1,6 +1,7 @@
 """Checks for 05_fastapi_sse_endpoint."""
 
 import asyncio
+import contextlib
 import inspect
 import json
 from collections.abc import AsyncIterator
@@ -72,7 +73,7 @@ def _check_event_frames(frames, events) -> None:
         if frame.event not in (None, "message"):
             fail(f"Frame {number} (an ADK event) has `event: {frame.event}`.",
                  "Leave `event` unset for ADK events; only the done and error frames are named.")
-        if frame.raw_data is None and frame.data is not None:
+        if frame.raw_data is None and hasattr(frame.data, "model_dump_json"):
             fail("The event travels as `data=event`: FastAPI then writes snake_case keys and every null field.",
                  "Serialize it yourself: raw_data=event.model_dump_json(exclude_none=True, by_alias=True).")
         text = _data(frame)
@@ -113,6 +114,17 @@ def _check_ids(frames, events) -> None:
     if numbers != list(range(1, len(numbers) + 1)):
         fail(f"The frame ids are {numbers[:6]}..., not 1, 2, 3, ...",
              "Count every frame you yield, the final done or error frame included, starting at 1.")
+
+
+def _check_error_ends(frames, what: str) -> None:
+    """An error frame is the last frame: nothing, not even a second error frame, follows it."""
+    errors = [i for i, frame in enumerate(frames) if frame.event == "error"]
+    if errors and errors[0] != len(frames) - 1:
+        after = [frame.event or "message" for frame in frames[errors[0] + 1:]]
+        fail(f"With {what}, {len(after)} frame(s) followed the error frame: {', '.join(after)}.",
+             "Return right after yielding an error frame: it ends the stream. ADK raises a tool's "
+             "exception after its error event, so without the return the client gets a second "
+             "error frame (or a done).")
 
 
 def _check_terminal(frame, kind: str, expected_code: str | None = None, secret: str | None = None) -> dict:
@@ -181,6 +193,7 @@ async def check_sse_frames(sse_frames, runner, session_service, user_id: str = "
              "After the first byte the status (200) is sent: catch Exception around the loop and yield "
              "error_frame(classify_exception(exc), n) instead, so the client learns what happened.")
     _check_types(broken)
+    _check_error_ends(broken, "a connection cut after two events")
     if any(f.event == "done" for f in broken):
         fail("A stream that failed ends with a done frame.",
              "done means success; on an exception yield the error frame and return.")
@@ -194,12 +207,14 @@ async def check_sse_frames(sse_frames, runner, session_service, user_id: str = "
     secret = "password=hunter2"
     crashed = await _collect(sse_frames, events[:1], then=RuntimeError(f"db connect failed: {secret}"))
     _check_types(crashed)
+    _check_error_ends(crashed, "a crash after one event")
     _check_terminal(crashed[-1], "error", "INTERNAL", secret=secret)
 
     # 4. A finish reason other than STOP: ADK sets error_code on the final event, raises nothing.
     truncated_event = events[-1].model_copy(update={"error_code": "MAX_TOKENS"})
     truncated = await _collect(sse_frames, [*events[:-1], truncated_event])
     _check_types(truncated)
+    _check_error_ends(truncated, "a final event carrying error_code='MAX_TOKENS'")
     if truncated[-1].event == "done":
         fail("The final event carried error_code='MAX_TOKENS', and the stream still ended with done.",
              "An event whose error_code is set is a failure (here: the answer was cut at the output "
@@ -220,6 +235,11 @@ async def check_sse_frames(sse_frames, runner, session_service, user_id: str = "
         fail("The error event's error_message reached the client (it holds the tool's exception text).",
              "ADK puts str(exception) in error_message. Send the event without it: "
              "event = event.model_copy(update={'error_message': None}).")
+    _check_error_ends(crashed_tool, "a tool's error event followed by its exception")
+    if len(crashed_tool) != 3:
+        fail(f"{len(crashed_tool)} frames for an event, a tool's error event and its exception; "
+             "expected 3: both events, then one error frame.",
+             "Send the error event's own frame, then one error frame, then return.")
     _check_terminal(crashed_tool[-1], "error", "INTERNAL")
 
     # 6. A client that goes away cancels the stream: that is not an error to report.
@@ -236,12 +256,44 @@ async def check_sse_frames(sse_frames, runner, session_service, user_id: str = "
 
 
 # -- Exercise 5.2: make_current_user --------------------------------------------------------
-def _uses_compare_digest(make_current_user) -> bool | None:
-    try:
-        source = inspect.getsource(make_current_user)
-    except (OSError, TypeError):
-        return None
-    return "compare_digest" in source
+class _CompareDigestSpy:
+    """Counts calls of hmac.compare_digest (also reached as secrets.compare_digest, or as a name
+    the learner's code imported) while a request runs. Timing cannot show a constant-time
+    comparison reliably; whether the decision went through compare_digest can be observed."""
+
+    def __init__(self, *functions) -> None:
+        self.calls = 0
+        self._functions = functions
+        self._undo: list = []
+
+    def _spy(self, a, b):
+        self.calls += 1
+        return self._real(a, b)
+
+    def __enter__(self) -> "_CompareDigestSpy":
+        import hmac
+        import secrets
+
+        self._real = real = hmac.compare_digest
+        places = [vars(hmac), vars(secrets)]
+        for function in self._functions:
+            places.append(getattr(function, "__globals__", {}))  # `from hmac import compare_digest`
+        for namespace in places:
+            for name, value in list(namespace.items()):
+                if value is real:
+                    namespace[name] = self._spy
+                    self._undo.append(lambda ns=namespace, n=name: ns.__setitem__(n, real))
+        for function in self._functions:  # imported inside make_current_user: a closure cell
+            for cell in getattr(function, "__closure__", None) or ():
+                with contextlib.suppress(ValueError):
+                    if cell.cell_contents is real:
+                        cell.cell_contents = self._spy
+                        self._undo.append(lambda c=cell: setattr(c, "cell_contents", real))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for undo in reversed(self._undo):
+            undo()
 
 
 async def _call(current_user, authorization: str | None) -> httpx.Response:
@@ -257,7 +309,7 @@ async def _call(current_user, authorization: str | None) -> httpx.Response:
         return {"user": user}
 
     headers = {} if authorization is None else {"Authorization": authorization}
-    transport = httpx.ASGITransport(app=app)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)  # a crash is a 500
     async with httpx.AsyncClient(transport=transport, base_url="http://check") as client:
         return await client.get("/me", headers=headers)
 
@@ -286,9 +338,14 @@ async def check_current_user(make_current_user) -> None:
         "the Basic scheme": "Basic dG9rLWFsaWNlOg==",
         "a token without a scheme": "tok-alice",
         "an empty token": "Bearer",
+        "a token with non-ASCII characters": "Bearer tök-alice".encode(),  # as a client may send
     }
     for what, header in bad.items():
         response = await _call(current_user, header)
+        if response.status_code == 500:
+            fail(f"With {what} the dependency crashed (500).",
+                 "hmac.compare_digest raises TypeError for str holding non-ASCII characters: "
+                 "compare bytes, token.encode() against candidate.encode().")
         if response.status_code == 422 and header is None:
             fail("A request without the header got FastAPI's 422, not 401.",
                  "Give the header a default, `= None`, and raise the 401 yourself when it is missing.")
@@ -302,9 +359,16 @@ async def check_current_user(make_current_user) -> None:
         if not response.headers.get("www-authenticate", "").lower().startswith("bearer"):
             fail(f"The 401 for {what} has no `WWW-Authenticate: Bearer` header.",
                  "Pass headers={'WWW-Authenticate': 'Bearer'} to the exception: HTTP requires it with a 401.")
-    if _uses_compare_digest(make_current_user) is False:
-        fail("The token is looked up with == or a dict lookup.",
-             "Those return as soon as a character differs, which leaks how close a guess was through "
-             "timing: compare with hmac.compare_digest against every known token.")
-    passed("Known tokens map to their users; missing, unknown, partial and non-Bearer credentials "
-           "get 401 with WWW-Authenticate: Bearer; tokens are compared in constant time.")
+    for what, header in [("an unknown token", "Bearer tok-mallory"),
+                         ("a near miss of a real token", "Bearer tok-alicf")]:
+        with _CompareDigestSpy(make_current_user, current_user) as spy:
+            await _call(current_user, header)
+        if not spy.calls:
+            fail(f"{what.capitalize()} was refused without hmac.compare_digest being called.",
+                 "== and a dict lookup (`token in tokens`) return as soon as a character differs, "
+                 "which leaks through timing how close a guess was: compare the presented token "
+                 "with every known one using hmac.compare_digest (secrets.compare_digest is the "
+                 "same function).")
+    passed("Known tokens map to their users; missing, unknown, partial, non-ASCII and non-Bearer "
+           "credentials get 401 with WWW-Authenticate: Bearer; unknown tokens were refused through "
+           "hmac.compare_digest.")

@@ -38,17 +38,24 @@ def _event_json(event_id: str, parts: list[types.Part], partial: bool | None) ->
 
 
 def thinking_stream() -> list[str]:
-    """A turn with thoughts, then a two-part answer: partial events, then the aggregate."""
+    """A turn with thoughts, then an answer: partial events (one holds the last thought and the
+    first words, one holds two text parts), then the aggregate."""
     thought1, thought2 = "The user greets me. ", "A short greeting back will do."
-    text1, text2 = "Hello! ", "How can I help?"
+    text1, text2, text3 = "Hello! ", "How can ", "I help?"
     return [
         _event_json("m-1", [types.Part(text=thought1, thought=True)], True),
-        _event_json("m-1", [types.Part(text=thought2, thought=True)], True),
-        _event_json("m-1", [types.Part(text=text1)], True),
-        _event_json("m-1", [types.Part(text=text2), types.Part(text="")], True),
+        _event_json("m-1", [types.Part(text=thought2, thought=True), types.Part(text=text1)], True),
+        _event_json("m-1", [types.Part(text=text2), types.Part(text=text3)], True),
+        _event_json("m-1", [types.Part(text="")], True),
         _event_json("m-1", [types.Part(text=thought1 + thought2, thought=True),
-                            types.Part(text=text1), types.Part(text=text2)], False),
+                            types.Part(text=text1 + text2 + text3)], False),
     ]
+
+
+def whole_reply_stream() -> list[str]:
+    """A reply that did not stream: one non-partial event, no partial before it (what an agent's
+    callback that answers by itself sends, e.g. a guardrail refusing a question)."""
+    return [_event_json("m-2", [types.Part(text="I can only talk about the weather.")], None)]
 
 
 def _replay(render, events: list[str]) -> list[dict]:
@@ -56,7 +63,24 @@ def _replay(render, events: list[str]) -> list[dict]:
     state: dict = {}
     shown = []
     for index, event_json in enumerate(events):
-        result = render(state, event_json)
+        try:
+            result = render(state, event_json)
+        except NotImplementedError:
+            raise
+        except KeyError as error:
+            event = json.loads(event_json)
+            kind = "a partial" if event.get("partial") else "a non-partial"
+            fail(f"render raised KeyError: {error} on event {index} ({kind} event, keys "
+                 f"{sorted(event)}).",
+                 "The server serializes with exclude_none=True: a field that is None (partial on "
+                 "a function response or on a reply that did not stream, content on some events) "
+                 "is absent from the JSON, not null. Read optional fields with "
+                 "event.get('partial'), (event.get('content') or {}).get('parts').")
+        except Exception as error:
+            fail(f"render raised {type(error).__name__}: {error} on event {index}: "
+                 f"{event_json[:90]}...",
+                 "Events without text (a function call, a function response, an empty chunk) are "
+                 "normal: skip them, and read optional fields with .get().")
         if result is None:
             fail(f"render returned None (after event {index}).",
                  "Return the state: `return state` at the end, also when the event changed nothing.")
@@ -85,6 +109,12 @@ def _diagnose(name: str, events: list[str], got: list[dict], want: list[dict]) -
                      "Only an event with text (or thoughts) starts a message; skip the others.")
             fail(f"{name}: after event {index} the state has keys {extra}; the messages are keyed by Event id.",
                  "Use event['id'] as the key: partial events and their aggregate share it.")
+        if missing and not event.get("partial"):
+            fail(f"{name}: after event {index}, a non-partial event with text, there is no message "
+                 f"for Event id {missing[0]!r}.",
+                 "A non-partial event holds the whole response: it replaces the partial text, and "
+                 "when nothing streamed before it (a reply that arrived whole) it creates the "
+                 "message. Never skip non-partial events.")
         if missing:
             fail(f"{name}: after event {index} ({kind}) there is no message for Event id {missing[0]!r}.",
                  "Key the state by event['id'] and create the message when an event with text arrives.")
@@ -98,7 +128,7 @@ def _diagnose(name: str, events: list[str], got: list[dict], want: list[dict]) -
             if not event.get("partial") and before and text == before + want_text:
                 fail(f"{name}: the final aggregated event was appended: the answer now reads twice.",
                      "The non-partial event holds the WHOLE response: replace the message's text, don't add to it.")
-            if event.get("partial") and want_text.endswith(text) and text != want_text:
+            if event.get("partial") and text and want_text.endswith(text) and text != want_text:
                 fail(f"{name}: after partial event {index} the message shows only the latest piece ({text!r}).",
                      "A partial event carries the NEW piece only: append it to the text shown so far.")
             if right_message["thoughts"] and right_message["thoughts"] in text:
@@ -120,7 +150,9 @@ def check_render(render, recorded: list[str]) -> None:
     the learner's render, frame by frame, against the page's rules."""
     if not recorded:
         fail("No recorded events were given.", "Pass the data of the recorded stream's message frames.")
-    for name, events in (("recorded stream", recorded), ("thinking turn", thinking_stream())):
+    cases = (("recorded stream", recorded), ("thinking turn", thinking_stream()),
+             ("a reply that arrived whole", whole_reply_stream()))
+    for name, events in cases:
         got = _replay(render, events)
         want = _replay(reference_render, events)
         _diagnose(name, events, got, want)
@@ -136,4 +168,5 @@ def check_render(render, recorded: list[str]) -> None:
     skipped = sum(1 for e in events if e["id"] not in final)
     passed(f"Replayed {len(recorded)} events: the answer grew through {len(lengths)} lengths to "
            f"{len(shown)} characters and reads once ({replaced} aggregate replaced the partial text, "
-           f"{skipped} events without text skipped); the thinking turn kept its thoughts apart.")
+           f"{skipped} events without text skipped); the thinking turn kept its thoughts apart, "
+           "and a reply that arrived whole was shown.")

@@ -12,6 +12,7 @@ from google.adk.agents.run_config import RunConfig, StreamingMode
 from google.adk.events import Event
 from google.adk.features import FeatureName
 from google.adk.features._feature_registry import temporary_feature_override
+from google.adk.models import LlmResponse
 from google.adk.runners import Runner
 from google.adk.sessions import InMemorySessionService
 from google.genai import types
@@ -92,6 +93,12 @@ def diagnose_view(got: dict, want: dict, event: Event, index: int) -> tuple[str,
     where = _describe(event, index)
     for key, expected in want.items():
         entry = got.get(key)
+        if entry is None and not event.partial:
+            return (f"After {where} the view has no entry for its id {key[:8]}..., which shows "
+                    f"{expected['answer'] or expected['thoughts']!r}.",
+                    "A non-partial event holds the whole response: it replaces the streamed text, "
+                    "and when nothing streamed before it (a reply that arrived whole) it creates "
+                    "the entry. Never skip non-partial events.")
         if entry is None:
             return (f"After {where} the view has no entry for its id {key[:8]}..., which shows "
                     f"{expected['answer'] or expected['thoughts']!r}.",
@@ -152,12 +159,21 @@ def _fold_and_compare(update_view: Callable, events: list[Event], label: str) ->
     return len(events)
 
 
+def answer_without_the_model(callback_context, llm_request) -> LlmResponse:
+    """A guardrail callback that answers by itself: ADK yields its reply as one non-partial event."""
+    return LlmResponse(content=types.Content(role="model", parts=[
+        types.Part(text="I only answer questions about the weather.")]))
+
+
 async def check_update_view(update_view: Callable, model: str) -> None:
-    """Run three real turns (and one synthetic response) through the learner's display filter."""
+    """Run four real turns (and one synthetic response) through the learner's display filter."""
     thinker = Agent(name="thinker", model=model, generate_content_config=THINKING)
     weather = Agent(name="weather", model=model, tools=[get_weather])
+    guarded = Agent(name="guarded", model=model, before_model_callback=answer_without_the_model)
     cases = [
         ("a response with several text parts per event", synthetic_events()),
+        ("a reply that arrived whole (a callback answered, nothing streamed)",
+         await run_turn(guarded, "Tell me a joke")),
         ("thoughts then text (progressive on)",
          await run_turn(thinker, "What is the capital of France?")),
         ("text, tool call, text (progressive on)",

@@ -82,6 +82,11 @@ async def check_stop_button(stop_button_for: Callable, runner: Runner, backend: 
                  "Enable it while the turn runs; disable it once the turn has ended.")
         if not await _settled(lambda: turn.events >= 3 or turn.task.done(), 30):
             fail("The turn produced no events within 30 s.", "Is the backend reachable?")
+        if turn.task.done() and (turn.cancelled or turn.task.cancelled()):
+            fail("The turn was cancelled before Stop was clicked.",
+                 "Give on_click a function to call later, not the result of calling one now: "
+                 "button.on_click(lambda _button: task.cancel()), not "
+                 "button.on_click(task.cancel()).")
         if turn.task.done():
             fail("The turn ended before Stop could be pressed.",
                  f"The check needs a long answer; does {LONG_PROMPT!r} get one?")

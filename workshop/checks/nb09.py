@@ -14,23 +14,29 @@ from httpx_sse import ServerSentEvent
 from ._report import fail, passed
 
 TOKEN = "tok-check-09"
-PROMPT = "Count to 12"
+PROMPT = "Count to 200"  # enough frames for two cuts, however big the model's chunks are
+ANSWER = ", ".join(str(n) for n in range(1, 201)) + "."
 TERMINAL = ("done", "error", "cancelled")
 
 
 class CuttingProxy:
-    """A loopback TCP proxy in front of a server that drops connections, as a network does.
+    """A loopback TCP proxy in front of a server that ends connections early, as networks and
+    proxies do.
 
-    Connection number ``n`` (0, 1, ...) is closed abruptly once ``cuts[n]`` SSE frames
-    (``\\n\\n``) have gone from the server to the client; connections past ``len(cuts)`` are
-    left alone. The client sees its body end without the end of the chunked encoding
-    (httpx raises ``RemoteProtocolError``); the server sees its client go away."""
+    Connection number ``n`` (0, 1, ...) is ended once ``cuts[n]`` SSE frames have gone from the
+    server to the client; connections past ``len(cuts)`` are left alone. A cut is an int
+    (abrupt: the socket is closed mid-body, so httpx raises ``RemoteProtocolError``) or
+    ``(frames, "clean")``: the body is ended properly after those frames, as a proxy or load
+    balancer that times a response out may do, so the client's read loop just ends, with no
+    exception and no terminal frame. Either way the server sees its client go away.
+    ``endings`` records how each cut connection ended."""
 
-    def __init__(self, upstream: tuple[str, int], cuts: list[int]) -> None:
+    def __init__(self, upstream: tuple[str, int], cuts: list[int | tuple[int, str]]) -> None:
         self.upstream = upstream
-        self.cuts = list(cuts)
+        self.cuts = [(cut, "abrupt") if isinstance(cut, int) else cut for cut in cuts]
         self.connections = 0
         self.cut = 0
+        self.endings: list[str] = []
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
         self._open: list[socket.socket] = []
@@ -43,32 +49,86 @@ class CuttingProxy:
             except OSError:
                 return  # stopped
             number, self.connections = self.connections, self.connections + 1
-            limit = self.cuts[number] if number < len(self.cuts) else None
+            cut = self.cuts[number] if number < len(self.cuts) else None
             server = socket.create_connection(self.upstream)
             self._open += [client, server]
-            threading.Thread(target=self._pump, args=(client, server, None), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client, limit), daemon=True).start()
+            threading.Thread(target=self._pump, args=(client, server), daemon=True).start()
+            threading.Thread(target=self._pump_response, args=(server, client, cut), daemon=True).start()
 
-    def _pump(self, source: socket.socket, target: socket.socket, limit: int | None) -> None:
-        frames = 0
+    @staticmethod
+    def _close(*sockets: socket.socket) -> None:
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def _pump(self, source: socket.socket, target: socket.socket) -> None:
         try:
             while data := source.recv(65536):
-                if limit is not None:
-                    end = 0
-                    while frames < limit and (found := data.find(b"\n\n", end)) >= 0:
-                        frames, end = frames + 1, found + 2
-                    if frames >= limit:  # send up to the end of the last allowed frame, then cut
-                        target.sendall(data[:end])
-                        self.cut += 1
-                        break
                 target.sendall(data)
         except OSError:
             pass
         finally:
-            for sock in (source, target):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-                sock.close()
+            self._close(source, target)
+
+    def _pump_response(self, source: socket.socket, target: socket.socket,
+                       cut: tuple[int, str] | None) -> None:
+        """Forward one response; with a cut, read its chunked body chunk by chunk, count the
+        frames, and end it after the allowed ones."""
+        try:
+            buffer = b""
+            while b"\r\n\r\n" not in buffer:
+                data = source.recv(65536)
+                if not data:
+                    return
+                buffer += data
+            head, _, body = buffer.partition(b"\r\n\r\n")
+            if cut is None or b"transfer-encoding: chunked" not in head.lower():
+                target.sendall(buffer)
+                while data := source.recv(65536):
+                    target.sendall(data)
+                return
+            limit, how = cut
+            if how == "clean":  # the client must not reuse a connection the proxy ends
+                head += b"\r\nConnection: close"
+            target.sendall(head + b"\r\n\r\n")
+            frames, last = 0, b""
+            while True:
+                while b"\r\n" not in body:
+                    data = source.recv(65536)
+                    if not data:
+                        return
+                    body += data
+                size_line, _, body = body.partition(b"\r\n")
+                size = int(size_line.split(b";")[0], 16)
+                if size == 0:
+                    target.sendall(b"0\r\n\r\n")
+                    return
+                while len(body) < size + 2:
+                    data = source.recv(65536)
+                    if not data:
+                        return
+                    body += data
+                chunk, body = body[:size], body[size + 2:]
+                scan, end = last + chunk, 0  # a frame's "\n\n" may straddle two chunks
+                while frames < limit and (found := scan.find(b"\n\n", end)) >= 0:
+                    frames, end = frames + 1, found + 2
+                last = chunk[-1:]
+                if frames < limit:
+                    target.sendall(b"%x\r\n%s\r\n" % (size, chunk))
+                    continue
+                keep = chunk[:end - (len(scan) - len(chunk))]  # up to the end of the last frame
+                if keep:
+                    target.sendall(b"%x\r\n%s\r\n" % (len(keep), keep))
+                if how == "clean":
+                    target.sendall(b"0\r\n\r\n")
+                self.cut += 1
+                self.endings.append(how)
+                return
+        except OSError:
+            pass
+        finally:
+            self._close(source, target)
 
     def stop(self) -> None:
         self._listener.close()
@@ -90,8 +150,9 @@ def _describe(frames: list) -> str:
 
 def check_resuming_client(read_with_resume: Callable[[str, str, str, str], list[ServerSentEvent]],
                           emulator: Any = None) -> None:
-    """Serve the reference server behind connections cut after 3 frames, then after 4 more,
-    and call ``read_with_resume(base_url, token, session_id, text)``. ``emulator``: the
+    """Serve the reference server behind connections cut after 3 frames (abruptly: httpx
+    raises), then after 4 more (cleanly: the body just ends, no terminal frame), and call
+    ``read_with_resume(base_url, token, session_id, text)``. ``emulator``: the
     offline emulator's handle (``backend.emulator``) to count model calls, or None."""
     import httpx
 
@@ -101,7 +162,8 @@ def check_resuming_client(read_with_resume: Callable[[str, str, str, str], list[
 
     app = create_app(Settings(tokens={TOKEN: "learner"}, resume_grace_s=10))
     before = len(emulator.requests) if emulator is not None else 0
-    with BackgroundServer(app) as server, CuttingProxy((server.host, server.port), cuts=[3, 4]) as proxy:
+    with BackgroundServer(app) as server, CuttingProxy((server.host, server.port),
+                                                    cuts=[3, (4, "clean")]) as proxy:
         with httpx.Client(base_url=server.url, timeout=10) as client:
             sid = client.post("/api/sessions", headers={"Authorization": f"Bearer {TOKEN}"}).json()["session_id"]
         try:
@@ -115,7 +177,7 @@ def check_resuming_client(read_with_resume: Callable[[str, str, str, str], list[
         except Exception as exc:  # what a learner's code may raise: explain, don't crash
             fail(f"Your function raised {type(exc).__name__}: {exc}",
                  "Read with httpx_sse.connect_sse; after a cut, GET .../stream with Last-Event-ID.")
-        cuts, streams = proxy.cut, proxy.connections
+        cuts, streams, endings = proxy.cut, proxy.connections, list(proxy.endings)
     model_calls = len(emulator.requests) - before if emulator is not None else None
 
     if not isinstance(frames, list) or not all(hasattr(f, "id") and hasattr(f, "event") for f in frames):
@@ -124,6 +186,13 @@ def check_resuming_client(read_with_resume: Callable[[str, str, str, str], list[
     if not frames:
         fail("You returned no frames.", "Append every frame you read, across all connections.")
     ids = [f.id for f in frames]
+    if frames[-1].event not in TERMINAL and streams == cuts and endings[-1:] == ["clean"]:
+        fail(f"Your list ends with frame {ids[-1]} ({frames[-1].event!r}), not with "
+             f"done/error/cancelled: connection {streams}'s body ended cleanly, with no exception "
+             "and no terminal frame, and you stopped reading.",
+             "A body that ends without done, error or cancelled was cut too (a proxy or load "
+             "balancer may end a response cleanly): reconnect whenever the read loop ends without "
+             "a terminal frame, not only when httpx raises.")
     if frames[-1].event not in TERMINAL:
         fail(f"Your list ends with frame {ids[-1]} ({frames[-1].event!r}), not with done/error/cancelled: "
              f"the connection was cut {cuts} time(s) and you stopped reading.",
@@ -148,10 +217,11 @@ def check_resuming_client(read_with_resume: Callable[[str, str, str, str], list[
     if emulator is not None:
         text = "".join(json.loads(f.data)["content"]["parts"][0].get("text", "")
                        for f in frames if f.event in (None, "message") and json.loads(f.data).get("partial"))
-        if text != ", ".join(str(i) for i in range(1, 13)) + ".":
-            fail(f"The text of your frames reads {text!r}.", "Keep every frame, in order.")
-    passed(f"{len(frames)} frames, ids 1..{len(frames)}, over {streams} connections ({cuts} cut), "
-           f"ending with done; the model was called once.")
+        if text != ANSWER:
+            fail(f"The text of your frames reads {text[:60]!r}...", "Keep every frame, in order.")
+    called = "; the model was called once" if model_calls is not None else ""
+    passed(f"{len(frames)} frames, ids 1..{len(frames)}, over {streams} connections ({cuts} cut: "
+           f"{', '.join(endings)}), ending with done{called}.")
 
 
 def check_what_happened(what_happened: Callable[[int, list[ServerSentEvent]], str]) -> None:
@@ -164,6 +234,8 @@ def check_what_happened(what_happened: Callable[[int, list[ServerSentEvent]], st
         ("a complete answer", 200, [*content, frame(3, "done", '{"events": 2}')], "done"),
         ("a 503 before the first byte", 503, [], "retry"),
         ("a 429 before the first byte", 429, [], "retry"),
+        ("a 502 from a proxy in front of the server", 502, [], "retry"),
+        ("a 504 from a proxy that gave up waiting", 504, [], "retry"),
         ("an error frame after two events", 200,
          [*content, frame(3, "error", '{"error": {"code": "STREAM_INTERRUPTED", "message": "..."}}')],
          "error:STREAM_INTERRUPTED"),
@@ -173,20 +245,34 @@ def check_what_happened(what_happened: Callable[[int, list[ServerSentEvent]], st
         ("a cancelled turn", 200, [*content, frame(3, "cancelled", '{"reason": "cancel_requested"}')],
          "cancelled"),
         ("a body cut before its terminal frame", 200, content, "resume"),
+        ("a body cut after a keep-alive ping (httpx-sse yields it as a frame with empty data)",
+         200, [*content, frame(2, data="")], "resume"),
         ("an empty 200 body", 200, [], "resume"),
         ("a 409 (a turn is still running)", 409, [], "client_error"),
         ("a 422 (bad body)", 422, [], "client_error"),
+        ("a 401 (no valid token)", 401, [], "client_error"),
     ]
     for name, status, frames, expected in cases:
-        got = what_happened(status, list(frames))
+        try:
+            got = what_happened(status, list(frames))
+        except NotImplementedError:
+            raise
+        except Exception as exc:
+            fail(f"For {name} (status {status}, frames {_describe(frames) or 'none'}) your function "
+                 f"raised {type(exc).__name__}: {exc}",
+                 "Look at the last frame only when there is one, and parse its data only when it "
+                 "is an error frame; no frames at all is a normal case.")
         if got != expected:
             hints = {
                 "resume": "No done/error/cancelled frame means the connection broke: resume with "
                           "Last-Event-ID (\"resume\").",
-                "retry": "429 and 503 come before any frame: nothing was streamed, try again later.",
+                "retry": "429 and every 5xx (503 from the server, 502 or 504 from a proxy in front "
+                         "of it) come before any frame and are not the request's fault: nothing "
+                         "was streamed, try again later.",
                 "done": "Only `event: done` means success.",
                 "cancelled": "`event: cancelled` is its own terminal frame.",
-                "client_error": "Other 4xx statuses are the client's mistake: \"client_error\".",
+                "client_error": "The other 4xx statuses say the request itself was wrong: "
+                                "\"client_error\".",
             }
             hint = hints.get(expected, 'An error frame\'s data is {"error": {"code": ...}}: '
                                        'return "error:" + that code.')

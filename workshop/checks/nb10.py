@@ -222,6 +222,7 @@ class RecordingEmulator:
 def weather_agents() -> dict[str, tuple[Any, str, str]]:
     """name -> (agent, what is wrong with it, hint); the first is right."""
     from google.adk.agents import Agent
+    from google.adk.models import LlmResponse
     from google.genai import types
 
     get_weather = _weather_tool()
@@ -245,6 +246,21 @@ def weather_agents() -> dict[str, tuple[Any, str, str]]:
             if part.text:
                 part.text += " (forecasts may change)"
                 return llm_response
+        return None
+
+    def hold_back(callback_context, llm_response):  # "moderation" that streams nothing
+        if llm_response.partial and llm_response.content and llm_response.content.parts:
+            if any(part.text for part in llm_response.content.parts):
+                return LlmResponse(partial=True, content=types.Content(
+                    role="model", parts=[types.Part(text="")]))
+        return None
+
+    def shout(callback_context, llm_response):  # rewrites streamed and final text alike
+        if llm_response.content and llm_response.content.parts:
+            for part in llm_response.content.parts:
+                if part.text and not part.thought:
+                    part.text = part.text.upper()
+            return llm_response
         return None
 
     def agent(**kwargs):
@@ -273,6 +289,18 @@ def weather_agents() -> dict[str, tuple[Any, str, str]]:
             "differs from what the user saw streaming",
             "Assert that the streamed text equals the final text: assert_partials_then_one_final(events), "
             "and compare the answer with the scripted text."),
+        "nothing streamed": (
+            agent(tools=[get_weather], after_model_callback=hold_back),
+            "an agent whose after_model_callback holds the answer back until the end (its "
+            "partial events carry no text: the user waits, then sees it all at once)",
+            "Assert that the answer streamed, not only that the final text is right: "
+            "assert_partials_then_one_final(events) fails when no partial event carried it."),
+        "rewritten answer": (
+            agent(tools=[get_weather], after_model_callback=shout),
+            "an agent whose after_model_callback rewrites the answer (upper case, streamed and "
+            "final alike, so they still agree)",
+            "Compare the answer with the scripted text: assert assert_partials_then_one_final(events) "
+            "== 'Light rain in London.'."),
     }
 
 

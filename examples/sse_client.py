@@ -1,0 +1,112 @@
+"""A Python client of the workshop's SSE endpoints: print the answer as it streams.
+
+    pip install httpx httpx-sse                  # verified with httpx 0.28.1, httpx-sse 0.4.3
+    python sse_client.py "What's the weather in Paris?" --url http://127.0.0.1:8000 --token tok-alice
+
+It talks to ``minimal_sse_endpoint.py`` (next to this file) or to the workshop's reference
+server (``make serve`` prints a token), which share the contract: ``POST /api/sessions``, then
+``POST /api/sessions/{id}/messages`` with ``{"text": ...}``, answered by one SSE frame per ADK
+event and a terminal frame. ``--session ID`` continues a conversation (the id is printed on
+stderr); ``--token`` defaults to ``$SSE_TOKEN``, else ``tok-alice``.
+
+Only the answer goes to stdout, each piece once, as it arrives; tool calls and the ending go
+to stderr. Exit status: 0 after ``event: done``; 1 after ``event: error`` (its code and
+message printed), ``event: cancelled``, a refusal before the stream (a 4xx or 5xx and its JSON
+error) or a stream that broke off without a terminal frame.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+
+import httpx
+from httpx_sse import aconnect_sse
+
+
+def say(*what: object) -> None:
+    print(*what, file=sys.stderr, flush=True)
+
+
+def answer_text(event: dict) -> str:
+    """The answer text of an ADK event as JSON (camelCase); thoughts are not the answer."""
+    parts = (event.get("content") or {}).get("parts") or []
+    return "".join(part.get("text", "") for part in parts if not part.get("thought"))
+
+
+def refusal(response: httpx.Response) -> str:
+    """``{"error": {"code", "message"}}`` as one line, or whatever the body was."""
+    try:
+        error = response.json()["error"]
+        return f"{response.status_code} {error['code']}: {error['message']}"
+    except (ValueError, KeyError, TypeError):
+        return f"{response.status_code} {response.text[:200]}"
+
+
+async def stream_answer(client: httpx.AsyncClient, session_id: str, text: str) -> int:
+    """Send one message and print the streamed answer; return the exit status."""
+    shown: dict[str, str] = {}  # ADK event id -> the text printed for it so far
+    async with aconnect_sse(client, "POST", f"/api/sessions/{session_id}/messages",
+                            json={"text": text}) as source:
+        if source.response.status_code != 200:
+            await source.response.aread()
+            say(f"[refused] {refusal(source.response)}")
+            return 1
+        async for sse in source.aiter_sse():
+            if sse.event == "done":
+                print(flush=True)
+                return 0
+            if sse.event == "error":
+                error = json.loads(sse.data)["error"]
+                say(f"\n[error] {error['code']}: {error['message']}")
+                return 1
+            if sse.event == "cancelled":
+                say(f"\n[cancelled] {json.loads(sse.data).get('reason')}")
+                return 1
+            if sse.event != "message" or not sse.data:
+                continue  # a frame kind this client does not know, or an empty keep-alive
+            event = json.loads(sse.data)
+            # Partial events carry pieces of text; the non-partial event with the same id
+            # repeats the whole: print only what the pieces have not shown.
+            piece, before = answer_text(event), shown.get(event.get("id", ""), "")
+            new = piece if event.get("partial") else piece[len(before):] if piece.startswith(before) else ""
+            if new:
+                print(new, end="", flush=True)
+                shown[event.get("id", "")] = before + new
+            if not event.get("partial"):
+                for part in (event.get("content") or {}).get("parts") or []:
+                    if call := part.get("functionCall"):
+                        say(f"\n[tool call] {call['name']}({call.get('args', {})})")
+    say("\n[broken] the stream ended without done or error: the connection dropped")
+    return 1
+
+
+async def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("text", nargs="+", help="the message")
+    parser.add_argument("--url", default=os.environ.get("SSE_URL", "http://127.0.0.1:8000"))
+    parser.add_argument("--token", default=os.environ.get("SSE_TOKEN", "tok-alice"))
+    parser.add_argument("--session", help="continue this session instead of creating one")
+    args = parser.parse_args(argv)
+    headers = {"Authorization": f"Bearer {args.token}"}
+    # No read timeout: a stream may stay quiet while the model thinks (the server pings).
+    timeout = httpx.Timeout(10.0, read=None)
+    async with httpx.AsyncClient(base_url=args.url, headers=headers, timeout=timeout) as client:
+        session_id = args.session
+        if session_id is None:
+            created = await client.post("/api/sessions")
+            if created.status_code != 201:
+                say(f"[refused] {refusal(created)}")
+                return 1
+            session_id = created.json()["session_id"]
+        say(f"[session {session_id}]")
+        try:
+            return await stream_answer(client, session_id, " ".join(args.text))
+        except httpx.TransportError as exc:  # connection refused, reset, or cut mid-stream
+            say(f"\n[broken] {type(exc).__name__}: {exc}")
+            return 1
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

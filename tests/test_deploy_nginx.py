@@ -1,0 +1,321 @@
+"""The reference server behind Debian's nginx (``deploy/nginx.conf.template``), as
+``make serve-prod`` runs it: what the proxy does to streams, and the server's contract across
+workers through it. Without nginx these tests skip, except in CI (``.ci/run`` installs it)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.responses import StreamingResponse
+from httpx_sse import connect_sse
+
+from workshop.servers import serve_in_background
+from workshop.servers.nginx import INSTALL_HINT, Nginx, nginx_binary
+from workshop.servers.scaleout import free_port
+
+
+@pytest.fixture(autouse=True)
+def _needs_nginx():
+    if nginx_binary() is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the nginx tests: {INSTALL_HINT}")
+        pytest.skip(f"no nginx: {INSTALL_HINT}")
+
+
+# -- what the proxy does to a stream: a tiny SSE app, no ADK --------------------------------
+FRAMES, GAP_S = 8, 0.1
+
+
+def _tiny_app() -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/stream")
+    async def stream(hint: int = 0, quiet_s: float = 0.0, ping_s: float = 0.0):
+        """FRAMES frames GAP_S apart; ``quiet_s``: a silence before the last one (a slow tool
+        call), with a comment line every ``ping_s`` if set; ``hint``: X-Accel-Buffering: no."""
+        async def frames():
+            for i in range(FRAMES):
+                if i == FRAMES - 1 and quiet_s:
+                    waited = 0.0
+                    while waited < quiet_s:
+                        step = min(ping_s or quiet_s, quiet_s - waited)
+                        await asyncio.sleep(step)
+                        waited += step
+                        if ping_s:
+                            yield ": ping\n"
+                yield f"id: {i + 1}\ndata: frame {i + 1}\n\n"
+                await asyncio.sleep(GAP_S)
+            yield "event: done\ndata: {}\n\n"
+        headers = {"X-Accel-Buffering": "no"} if hint else {}
+        return StreamingResponse(frames(), media_type="text/event-stream", headers=headers)
+
+    @app.get("/big.json")
+    async def big():
+        return {"items": ["the same words again"] * 200}
+
+    return app
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    server = serve_in_background(_tiny_app())
+    yield server
+    server.stop()
+
+
+def _address(server) -> tuple[str, int]:
+    host, port = server.url.split("//")[1].split(":")
+    return host, int(port)
+
+
+def _reads(url: str) -> list[bytes]:
+    """The stream's body, as the pieces the client received (up to a cut, if it was cut)."""
+    pieces: list[bytes] = []
+    with httpx.stream("GET", url, timeout=30) as response:
+        assert response.status_code == 200
+        try:
+            for piece in response.iter_raw():
+                pieces.append(piece)
+        except httpx.RemoteProtocolError:  # the proxy closed it mid-body
+            pieces.append(b"<cut>")
+    return pieces
+
+
+def test_nginx_defaults_deliver_a_stream_in_one_piece_and_either_fix_streams_it(tiny):
+    """nginx's defaults (HTTP/1.0 to the upstream, proxy_buffering on) hold every frame until the
+    stream ends; ``X-Accel-Buffering: no`` from the app, or ``proxy_buffering off``, fixes it."""
+    with Nginx([_address(tiny)], buffering=True, http_version="1.0") as proxy:
+        held = _reads(f"{proxy.url}/stream")
+        hinted = _reads(f"{proxy.url}/stream?hint=1")
+    with Nginx([_address(tiny)], buffering=False, http_version="1.0") as proxy:
+        unbuffered = _reads(f"{proxy.url}/stream")
+    assert b"".join(held).count(b"data: frame") == FRAMES
+    assert len(held) <= 2, "with nginx's defaults the frames arrive together"
+    assert len(hinted) >= FRAMES // 2 and len(unbuffered) >= FRAMES // 2
+
+
+def test_the_workshop_config_streams_without_help_from_the_app(tiny):
+    with Nginx([_address(tiny)]) as proxy:  # deploy/nginx.conf.template as it is
+        pieces = _reads(f"{proxy.url}/stream")
+    assert len(pieces) >= FRAMES // 2
+
+
+def test_gzip_compresses_json_but_never_an_event_stream(tiny):
+    with Nginx([_address(tiny)]) as proxy:
+        gz = {"Accept-Encoding": "gzip"}
+        assert httpx.get(f"{proxy.url}/big.json", headers=gz).headers.get("content-encoding") == "gzip"
+        with httpx.stream("GET", f"{proxy.url}/stream", headers=gz) as response:
+            assert "content-encoding" not in response.headers
+            response.read()
+
+
+def test_a_quiet_stream_survives_proxy_read_timeout_only_with_keepalive_comments(tiny):
+    """A silence longer than ``proxy_read_timeout`` (a slow tool call) cuts the stream, unless the
+    server sends a comment line more often than the timeout (scaled: 1 s timeout, 2.5 s quiet)."""
+    with Nginx([_address(tiny)], read_timeout_s=1) as proxy:
+        cut = b"".join(_reads(f"{proxy.url}/stream?quiet_s=2.5"))
+        kept = b"".join(_reads(f"{proxy.url}/stream?quiet_s=2.5&ping_s=0.4"))
+    assert cut.endswith(b"<cut>") and b"event: done" not in cut
+    assert cut.count(b"data: frame") == FRAMES - 1
+    assert b"event: done" in kept and kept.count(b"data: frame") == FRAMES
+
+
+# -- the reference server's workers behind nginx --------------------------------------------
+TOKEN = "tok-stack"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture(scope="module")
+def stack(gemini_emulator_session, tmp_path_factory):
+    """Started once for the module (workers take seconds to import); each test uses the
+    ``emulator`` fixture, which resets the same emulator."""
+    from workshop.stack import Stack
+
+    db = tmp_path_factory.mktemp("stack") / "sessions.db"
+    env = {"DATABASE_URL": f"sqlite:///{db}", "WORKSHOP_TOKENS": f"{TOKEN}:carol",
+           "WORKSHOP_RESUME_GRACE_S": "5", "GOOGLE_GEMINI_BASE_URL": gemini_emulator_session.url,
+           "GOOGLE_API_KEY": "test-key", "GOOGLE_GENAI_USE_VERTEXAI": None, "GEMINI_API_KEY": None}
+    with Stack(port=0, workers=2, env=env) as running:
+        yield running
+
+
+def _upstreams(stack, path_part: str) -> list[str]:
+    """The workers nginx sent the requests whose line contains ``path_part`` to, in order."""
+    time.sleep(0.2)  # nginx writes a line when the response has ended
+    log = (stack.nginx.prefix / "access.log").read_text()
+    return re.findall(rf'"[A-Z]+ [^"]*{re.escape(path_part)}[^"]*" \d+ \d+ upstream=(\S+)', log)
+
+
+def _turn(client: httpx.Client, session_id: str, text: str) -> list:
+    with connect_sse(client, "POST", f"/api/sessions/{session_id}/messages", json={"text": text},
+                     headers=AUTH) as source:
+        assert source.response.status_code == 200
+        return list(source.iter_sse())
+
+
+def test_a_conversation_moves_between_workers(stack, emulator):
+    with httpx.Client(base_url=stack.url, timeout=30) as client:
+        session_id = client.post("/api/sessions", headers=AUTH).json()["session_id"]
+        for text in ("What is 2 + 3?", "Count to 3", "What is the capital of France?"):
+            assert _turn(client, session_id, text)[-1].event == "done"
+    workers = _upstreams(stack, f"{session_id}/messages")
+    assert len(workers) == 3 and len(set(workers)) == 2, workers  # round robin: both served it
+    # Every turn's model request held the whole conversation, whichever worker ran it.
+    assert [len(r.body["contents"]) for r in emulator.requests[-3:]] == [1, 3, 5]
+
+
+def test_409_and_cancel_reach_a_turn_running_on_another_worker(stack, emulator):
+    emulator.set_pacing(chunk_s=0.05)
+    with httpx.Client(base_url=stack.url, timeout=30) as client:
+        session_id = client.post("/api/sessions", headers=AUTH).json()["session_id"]
+        with connect_sse(client, "POST", f"/api/sessions/{session_id}/messages",
+                         json={"text": "Count to 200"}, headers=AUTH) as source:
+            events = source.iter_sse()
+            next(events)  # the turn is running
+            # Two more requests: round robin sends at least one of them to the other worker.
+            assert [client.post(f"/api/sessions/{session_id}/messages", json={"text": "hi"},
+                                headers=AUTH).status_code for _ in range(2)] == [409, 409]
+            cancelled = client.post(f"/api/sessions/{session_id}/cancel", headers=AUTH)
+            assert cancelled.json() == {"cancelled": True}
+            assert [e.event for e in events][-1] == "cancelled"
+    assert len(set(_upstreams(stack, f"{session_id}/"))) == 2
+
+
+def test_a_resume_on_another_worker_gets_every_missed_frame_once(stack, emulator):
+    emulator.set_pacing(chunk_s=0.02)
+    with httpx.Client(base_url=stack.url, timeout=30) as client:
+        session_id = client.post("/api/sessions", headers=AUTH).json()["session_id"]
+        seen = []
+        with connect_sse(client, "POST", f"/api/sessions/{session_id}/messages",
+                         json={"text": "Count to 60"}, headers=AUTH) as source:
+            for sse in source.iter_sse():
+                seen.append(int(sse.id))
+                if len(seen) == 5:
+                    break  # the connection drops
+        with connect_sse(client, "GET", f"/api/sessions/{session_id}/stream",
+                         headers={**AUTH, "Last-Event-ID": str(seen[-1])}) as source:
+            rest = list(source.iter_sse())
+    ids = seen + [int(e.id) for e in rest]
+    assert ids == list(range(1, len(ids) + 1)) and rest[-1].event == "done"
+    assert emulator.requests[-1].outcome == "completed" and len(emulator.requests) == 1
+
+
+# -- make serve-prod -------------------------------------------------------------------------
+def test_make_serve_prod_starts_nginx_and_workers_and_stops_them_on_ctrl_c(tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("GOOGLE_API_KEY", "GEMINI_API_KEY", "GOOGLE_GEMINI_BASE_URL",
+                        "GOOGLE_GENAI_USE_VERTEXAI", "WORKSHOP_TOKENS")}
+    env.update(PORT=str(port), WORKERS="2", PYTHONUNBUFFERED="1",
+               DATABASE_URL=f"sqlite:///{tmp_path}/sessions.db")
+    proc = subprocess.Popen([sys.executable, "-m", "workshop.stack"], env=env, cwd=Path(__file__).parents[1],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "Ctrl-C" in line:
+                break
+        output = "".join(lines)
+        assert f"nginx http://127.0.0.1:{port}" in output and output.count("  worker ") == 2, output
+        token = re.search(r"Development token \(every worker\): (\S+)", output).group(1)
+        pids = [int(p) for p in re.findall(r"\(pid (\d+)", output)]
+        auth = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            session_id = client.post("/api/sessions", headers=auth).json()["session_id"]
+            body = client.post(f"/api/sessions/{session_id}/messages", headers=auth,
+                               json={"text": "Count to 3"}).text
+        assert "event: done" in body
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    assert proc.returncode == 0, "".join(lines) + proc.stdout.read()
+    for pid in pids:  # nginx and both workers are gone
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+
+
+# -- HTTP/2 at the proxy: a browser's seventh stream ------------------------------------------
+STREAM_S = 3.0  # each stream stays open this long
+PAGE = """<!doctype html><meta charset="utf-8"><title>seven streams</title><script>
+async function sevenStreams() {
+  const t0 = performance.now();
+  const one = async (i) => {
+    const response = await fetch(`/slow?i=${i}`);
+    const reader = response.body.getReader();
+    await reader.read();  // the first frame
+    const first = performance.now() - t0;
+    while (!(await reader.read()).done) {}
+    return first;
+  };
+  const firsts = await Promise.all([0, 1, 2, 3, 4, 5, 6].map(one));
+  const protocols = performance.getEntriesByType("resource").map((e) => e.nextHopProtocol);
+  return {firsts, protocols};
+}
+</script>"""
+
+
+def _seven_streams_app() -> FastAPI:
+    from fastapi.responses import HTMLResponse
+
+    app = FastAPI()
+
+    @app.get("/page")
+    async def page():
+        return HTMLResponse(PAGE)
+
+    @app.get("/slow")
+    async def slow(i: int):
+        async def frames():
+            yield f"data: stream {i} open\n\n"
+            await asyncio.sleep(STREAM_S)
+            yield "event: done\ndata: {}\n\n"
+        return StreamingResponse(frames(), media_type="text/event-stream")
+
+    return app
+
+
+def test_over_http2_a_seventh_concurrent_stream_does_not_wait(tmp_path):
+    """A browser opens at most 6 HTTP/1.1 connections to one origin: the seventh stream waits
+    for one of the first six to end. Over HTTP/2 (nginx with TLS) all seven share one connection."""
+    from test_browser_chat import chromium
+
+    app = serve_in_background(_seven_streams_app())
+    try:
+        with chromium() as browser, Nginx([_address(app)]) as h1, Nginx([_address(app)], http2=True) as h2:
+            results = {}
+            for name, proxy in (("http/1.1", h1), ("h2", h2)):
+                context = browser.new_context(ignore_https_errors=True)
+                page = context.new_page()
+                page.goto(f"{proxy.url}/page")
+                results[name] = page.evaluate("sevenStreams()")
+                context.close()
+    finally:
+        app.stop()
+    h1_firsts = sorted(results["http/1.1"]["firsts"])
+    h2_firsts = sorted(results["h2"]["firsts"])
+    assert set(results["http/1.1"]["protocols"]) == {"http/1.1"}
+    assert set(results["h2"]["protocols"]) == {"h2"}
+    # HTTP/1.1: the seventh first frame comes only after a whole stream has ended.
+    assert h1_firsts[6] >= STREAM_S * 1000 * 0.9, h1_firsts
+    # HTTP/2: every stream has its first frame long before any stream ends.
+    assert h2_firsts[6] < STREAM_S * 1000 * 0.5, h2_firsts
