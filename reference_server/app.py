@@ -20,9 +20,7 @@ from fastapi.responses import FileResponse, HTMLResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from google.adk.agents import BaseAgent
 from google.adk.agents.run_config import RunConfig, StreamingMode
-from google.adk.auth.auth_credential import _redact_credential_secrets
 from google.adk.events import Event
-from google.adk.events._internal_metadata import public_event
 from google.adk.models import Gemini
 from google.adk.runners import Runner
 from google.adk.sessions import BaseSessionService, InMemorySessionService, Session
@@ -45,6 +43,7 @@ from .production import (
     plausible_session_id,
     require_json,
 )
+from .redaction import event_dict
 from .replay import InMemoryReplayStore, ReplayStore
 from .turns import Turn, TurnManager
 
@@ -78,8 +77,7 @@ def sse_response(frames: AsyncIterator[bytes], turn_id: str) -> StreamingRespons
 def history_event(event: Event) -> dict:
     """A persisted event as ADK's own session route shows it (no internal metadata, no
     credential secrets), and without ``error_message``, as the stream sends it."""
-    event = public_event(event).model_copy(update={"error_message": None})
-    return _redact_credential_secrets(event.model_dump(mode="json", exclude_none=True, by_alias=True))
+    return event_dict(event.model_copy(update={"error_message": None}))
 
 
 def _sse_run_config() -> RunConfig:

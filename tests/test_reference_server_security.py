@@ -133,10 +133,14 @@ def test_a_tool_that_requests_credentials_never_sends_its_secrets(emulator, agen
             assert response.status_code == 200
             raw = b"".join(response.iter_raw())  # the bytes on the wire, before any parsing
         resumed = client.get(f"/api/sessions/{sid}/stream", headers={**ALICE, "Last-Event-ID": "0"}).content
+        history = client.get(f"/api/sessions/{sid}/events", headers=ALICE)  # what a reloaded page reads
         assert client.server.errors == []
+    assert history.status_code == 200
+    credential_request(history.json()["events"])  # the stored request, redacted the same way
     assert raw.rstrip().split(b"\n\n")[-1].split(b"\n")[1] == b"event: done"
     for secret in SECRETS:
         assert secret.encode() not in raw and secret.encode() not in resumed
+        assert secret.encode() not in history.content
     # The client still gets what it needs to send the user to sign in.
     auth_config = credential_request(data_frames(raw))["args"]["authConfig"]
     oauth2 = auth_config["exchangedAuthCredential"]["oauth2"]
