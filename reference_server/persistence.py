@@ -32,15 +32,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import aiosqlite
 from google.adk.events import Event
 from google.adk.sessions import BaseSessionService, InMemorySessionService, Session
-from google.adk.sessions.sqlite_session_service import SqliteSessionService
+from google.adk.sessions.sqlite_session_service import (
+    CREATE_SCHEMA_SQL,
+    PRAGMA_FOREIGN_KEYS,
+    SqliteSessionService,
+)
 
 from .replay import EVENT, Frame, ReplayStore, Tail, TurnState
 
@@ -84,8 +90,12 @@ def prepare_sqlite_file(path: Path) -> Path:
     return path
 
 
+_WRITING: contextvars.ContextVar[bool] = contextvars.ContextVar("sqlite_writing", default=False)
+
+
 class SerializedSqliteSessionService(SqliteSessionService):
-    """ADK's ``SqliteSessionService``, with this process's writes taken one at a time.
+    """ADK's ``SqliteSessionService``, with this process's writes taken one at a time on one
+    connection that stays open, and reads on a few that stay open too.
 
     SQLite has one writer at a time per file. ADK's service opens a connection per call and
     leaves waiting to SQLite's busy handler (5 s), which under a few hundred concurrent turns
@@ -93,23 +103,106 @@ class SerializedSqliteSessionService(SqliteSessionService):
     ``python -m workshop.loadtest --streams 200``). Queueing the writes on an asyncio lock
     first is fair and cheap; other processes sharing the file still meet the busy handler,
     which is where PostgreSQL takes over. Use it from one event loop.
+
+    Why connections that stay open: ADK's opens one per call, and with aiosqlite that is a new
+    thread, a file open and a ``PRAGMA`` each time, five or more times per turn (create the
+    session, look it up, ADK's own look-up, the user's message, the answer); that made a turn
+    on SQLite cost more than ``/run_sse``'s (notebook 11). The file is in WAL mode
+    (``prepare_sqlite_file``), so the readers never wait for the writer. A connection whose
+    call failed is rolled back (or closed) before it is used again.
     """
+
+    MAX_IDLE_READERS = 4  # more concurrent reads open more connections, closed after use
 
     def __init__(self, db_path: str) -> None:
         super().__init__(db_path)
         self._write_lock = asyncio.Lock()
+        self._writer: aiosqlite.Connection | None = None
+        self._idle_readers: list[aiosqlite.Connection] = []
+        self.connections_opened = 0  # a test reads it: none per turn once warm
 
     async def create_session(self, **kwargs) -> Session:
         async with self._write_lock:
-            return await super().create_session(**kwargs)
+            token = _WRITING.set(True)
+            try:
+                return await super().create_session(**kwargs)
+            finally:
+                _WRITING.reset(token)
 
     async def append_event(self, session: Session, event: Event) -> Event:
         async with self._write_lock:
-            return await super().append_event(session, event)
+            token = _WRITING.set(True)
+            try:
+                return await super().append_event(session, event)
+            finally:
+                _WRITING.reset(token)
 
     async def delete_session(self, **kwargs) -> None:
         async with self._write_lock:
-            return await super().delete_session(**kwargs)
+            token = _WRITING.set(True)
+            try:
+                return await super().delete_session(**kwargs)
+            finally:
+                _WRITING.reset(token)
+
+    async def _open(self) -> aiosqlite.Connection:
+        conn = aiosqlite.connect(self._db_connect_path, uri=self._db_connect_uri,
+                                 timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+        getattr(conn, "_thread", conn).daemon = True  # as ADK's: never blocks exit
+        await conn
+        self.connections_opened += 1
+        try:
+            conn.row_factory = aiosqlite.Row
+            await conn.execute(PRAGMA_FOREIGN_KEYS)
+            if not self._schema_ready:
+                async with self._schema_lock:
+                    if not self._schema_ready:
+                        await conn.executescript(CREATE_SCHEMA_SQL)
+                        self._schema_ready = True
+        except BaseException:
+            await conn.close()
+            raise
+        return conn
+
+    @contextlib.asynccontextmanager
+    async def _get_db_connection(self) -> AsyncIterator[aiosqlite.Connection]:
+        if self._db_path in ("", ":memory:"):  # ADK keeps one connection already
+            async with super()._get_db_connection() as db:
+                yield db
+            return
+        writing = _WRITING.get()  # under _write_lock: the one writer connection is ours
+        if writing:
+            conn = self._writer = self._writer or await self._open()
+        else:
+            conn = self._idle_readers.pop() if self._idle_readers else await self._open()
+        healthy = True
+        try:
+            yield conn
+        except BaseException:
+            try:
+                await conn.rollback()
+            except BaseException:
+                healthy = False
+            raise
+        finally:
+            if not healthy:
+                with contextlib.suppress(Exception):
+                    await conn.close()
+                if writing:
+                    self._writer = None
+            elif not writing:
+                if len(self._idle_readers) < self.MAX_IDLE_READERS:
+                    self._idle_readers.append(conn)
+                else:
+                    await conn.close()
+
+    async def close(self) -> None:
+        conns = [c for c in (self._writer, *self._idle_readers) if c is not None]
+        self._writer, self._idle_readers = None, []
+        for conn in conns:
+            with contextlib.suppress(Exception):
+                await conn.close()
+        await super().close()
 
 
 def session_service_from_url(url: str | None = None, **engine_kwargs: Any) -> BaseSessionService:
