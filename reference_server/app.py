@@ -353,7 +353,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     agent = settings.agent or build_agent(Gemini(model=model_name(), retry_options=settings.retry_options,
                                                  client_kwargs=model_client_kwargs()))
     runner = Runner(app_name=settings.app_name, agent=agent, session_service=settings.session_service)
-    store = settings.replay_store or InMemoryReplayStore(ttl_s=settings.replay_ttl_s)
+    store = settings.replay_store  # `is None`, not `or`: an empty InMemoryReplayStore is falsy (len 0)
+    if store is None:
+        store = InMemoryReplayStore(ttl_s=settings.replay_ttl_s)
     turns = TurnManager(runner, store, settings.run_config, grace_s=settings.resume_grace_s)
 
     @contextlib.asynccontextmanager

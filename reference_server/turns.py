@@ -65,6 +65,11 @@ OWNER_BEAT_S = 1.0
 OWNER_STALE_S = 15.0
 READER_BEAT_S = 1.0
 READER_FRESH_S = 3.0
+# The turn's task and its followers share one event loop (see TurnManager._produce's hand_over):
+# how long the first frame of content waits for a follower to send it, and how long the task
+# then writes frames before it lets the followers send them.
+FIRST_FRAME_HANDOVER_S = 0.1
+YIELD_EVERY_S = 0.005
 
 
 # Error codes of a turn, besides errors.STREAM_ERRORS (the codes notebook 05 builds).
@@ -123,6 +128,7 @@ class Turn:
     waiting: asyncio.Timeout | None = None  # set while the turn waits for ADK's next event
     interrupted: bool = False  # `cancel` stopped waiting for ADK to end by itself
     attached: int = 0
+    taken: asyncio.Event = field(default_factory=asyncio.Event)  # a follower sent frames of it
     task: asyncio.Task | None = None
     grace_task: asyncio.Task | None = None
 
@@ -247,6 +253,27 @@ class TurnManager:
             if frame.terminal:
                 turn.terminal = frame
 
+        loop = asyncio.get_running_loop()
+        last_yield = loop.time()
+
+        async def hand_over(frame: Frame) -> None:
+            """Let the followers send what is written. A model's burst (chunks already read)
+            comes out of ADK without a pause, so without this the first frame left after the
+            whole burst: time to first event was the turn's whole time (notebook 11). The first
+            frame of content waits (briefly) for a follower to take it; after it, the followers
+            get the loop every YIELD_EVERY_S, taking the frames written meanwhile in one write
+            (ADK's /run_sse writes each event: more CPU per turn)."""
+            nonlocal last_yield
+            if not turn.taken.is_set() and frame.kind == EVENT and frame.code is None:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(FIRST_FRAME_HANDOVER_S):
+                        await turn.taken.wait()
+            elif loop.time() - last_yield >= YIELD_EVERY_S:
+                await asyncio.sleep(0)
+            else:
+                return
+            last_yield = loop.time()
+
         try:
             ours = events()
             # closing_model_responses: closes the model's HTTP response if ADK leaves it open
@@ -271,6 +298,7 @@ class TurnManager:
                         frame = failure_frame("TOO_MANY_MODEL_CALLS", frame.id,
                                               TURN_ERRORS["TOO_MANY_MODEL_CALLS"])
                     await put(frame)
+                    await hand_over(frame)
         except asyncio.CancelledError:
             pass  # the task itself was cancelled (the loop is closing): end with `cancelled`
         except Exception:  # a bug here, not in the run (event_frames reports those)
@@ -372,6 +400,8 @@ class TurnManager:
                         continue  # read the TURN_LOST frame like any other
                     await self.store.mark(session_id, turn_id, reader=True)
                 if tail.frames:  # none follows a terminal frame: the store refuses them
+                    if turn is not None:
+                        turn.taken.set()
                     yield b"".join(f.encode() for f in tail.frames)
                     after = tail.frames[-1].id
                     last_write = loop.time()
@@ -385,7 +415,8 @@ class TurnManager:
         finally:
             if turn is not None:
                 turn.attached -= 1
-                if turn.attached == 0 and turn.running:
+                # A turn whose terminal frame is written has nothing left to abandon: no timer.
+                if turn.attached == 0 and turn.running and turn.terminal is None:
                     self._arm_grace(turn)
 
     async def _seal_if_lost(self, session_id: str, tail: Tail) -> bool:
