@@ -163,7 +163,7 @@ async def owned_session(session_id: str, request: Request,
     return session
 
 
-def turn_manager(request: Request) -> TurnManager:
+async def turn_manager(request: Request) -> TurnManager:
     return request.app.state.turns
 
 
@@ -208,7 +208,7 @@ async def resume(request: Request, session_id: str, turns: TurnManager, *,
 IDEMPOTENCY_KEY_CHARS = 128
 
 
-def idempotency_key(idempotency_key: Annotated[str | None, Header(
+async def idempotency_key(idempotency_key: Annotated[str | None, Header(
         description="Optional, chosen by the client for each new message: sending the same "
                     "message again with the same key (after a lost connection, before any "
                     "frame) never starts a second turn; it reads the first one from its start.",

@@ -80,7 +80,7 @@ def hardening_from_env(environ: Mapping[str, str]) -> dict:
     return found
 
 
-def require_json(request: Request) -> None:
+async def require_json(request: Request) -> None:
     """415 for a body declared as anything but JSON (``application/json`` or ``*/*+json``).
     No Content-Type at all is read as JSON (clients such as ``httpx.post(content=...)``)."""
     declared = request.headers.get("content-type")
