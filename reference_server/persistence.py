@@ -4,7 +4,8 @@
 
 - unset or empty: SQLite in ``.workshop/sessions.db`` at the project's root (embedded, nothing
   to install; ``DEFAULT_SQLITE_PATH``), through ADK's ``SqliteSessionService`` (aiosqlite),
-  with this process's writes queued (``SerializedSqliteSessionService``);
+  with this process's writes queued, on connections that stay open
+  (``SerializedSqliteSessionService``);
 - ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``: SQLite in that file;
 - ``postgresql://user:password@host:5432/db`` (or ``postgres://``, or
   ``postgresql+asyncpg://``): PostgreSQL through ADK's ``DatabaseSessionService``
