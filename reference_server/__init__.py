@@ -15,17 +15,20 @@ The contract (later lessons, the browser page and the tests rely on it):
 - ``POST /api/sessions``: 201 ``{"session_id": "..."}`` (random), owned by the caller.
 - ``POST /api/sessions/{session_id}/messages`` with ``{"text": "..."}``: 200
   ``text/event-stream``; one frame per ADK event (``id:`` 1, 2, ..., ``data:`` the event as
-  ``model_dump_json(exclude_none=True, by_alias=True)``), then exactly one terminal frame:
+  ADK's ``/run_sse`` sends it: camelCase, no nulls, credential secrets and ADK's internal
+  metadata removed, ``redaction.event_json``), then exactly one terminal frame:
   ``event: done`` (success, ``{"events": n}``), ``event: error`` with
   ``{"error": {"code", "message"}}`` (codes: ``errors.STREAM_ERRORS`` and
   ``turns.TURN_ERRORS``), or ``event: cancelled`` with ``{"reason": "cancel_requested" |
   "abandoned" | "shutdown"}``; then a clean close. Every frame has an ``id:``.
 - Before the first byte: 401 (token), 404 ``SESSION_NOT_FOUND`` (unknown or another
-  user's session, or an id over 128 characters), 409 ``TURN_IN_PROGRESS`` (a turn of the
+  user's session, or an id that is not 1-128 of ``[A-Za-z0-9_-]``), 409 ``TURN_IN_PROGRESS`` (a turn of the
   session is still running), 413 ``PAYLOAD_TOO_LARGE`` (body over ``MAX_BODY_BYTES``), 415
   ``UNSUPPORTED_MEDIA_TYPE`` (a Content-Type other than JSON; none is read as JSON), 400
-  ``INVALID_JSON``, 422 ``INVALID_REQUEST`` (missing, blank, wrong-typed or extra fields;
-  the body holds one text, so one part: arrays and ``parts`` are rejected), and 503
+  ``INVALID_JSON`` (strict UTF-8 JSON: ``messages.parse_json``), 408 ``REQUEST_TIMEOUT`` (a
+  body slower than ``messages.BODY_TIMEOUT_S``), 422 ``INVALID_REQUEST`` (missing, blank,
+  wrong-typed or extra fields, a NUL in the text; the body holds one text, so one part: arrays
+  and ``parts`` are rejected), and 503
   ``MODEL_UNAVAILABLE`` / ``RATE_LIMITED`` with ``Retry-After`` when the model fails before
   its first event even after google-genai's retries (``Settings.retry_options``; the
   server waits at most ``first_event_wait_s`` for that first event before it commits to the

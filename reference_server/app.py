@@ -20,9 +20,7 @@ from fastapi.responses import FileResponse, HTMLResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from google.adk.agents import BaseAgent
 from google.adk.agents.run_config import RunConfig, StreamingMode
-from google.adk.auth.auth_credential import _redact_credential_secrets
 from google.adk.events import Event
-from google.adk.events._internal_metadata import public_event
 from google.adk.models import Gemini
 from google.adk.runners import Runner
 from google.adk.sessions import BaseSessionService, InMemorySessionService, Session
@@ -38,13 +36,14 @@ from .production import (
     DEFAULT_FIRST_EVENT_WAIT_S,
     DEFAULT_REPLAY_TTL_S,
     DEFAULT_RESUME_GRACE_S,
-    MAX_SESSION_ID_CHARS,
     RETRY_AFTER_S,
     default_retry_options,
     hardening_from_env,
     last_event_id,
+    plausible_session_id,
     require_json,
 )
+from .redaction import event_dict
 from .replay import InMemoryReplayStore, ReplayStore
 from .turns import Turn, TurnManager
 
@@ -78,8 +77,7 @@ def sse_response(frames: AsyncIterator[bytes], turn_id: str) -> StreamingRespons
 def history_event(event: Event) -> dict:
     """A persisted event as ADK's own session route shows it (no internal metadata, no
     credential secrets), and without ``error_message``, as the stream sends it."""
-    event = public_event(event).model_copy(update={"error_message": None})
-    return _redact_credential_secrets(event.model_dump(mode="json", exclude_none=True, by_alias=True))
+    return event_dict(event.model_copy(update={"error_message": None}))
 
 
 def _sse_run_config() -> RunConfig:
@@ -157,6 +155,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="ADK SSE reference server",
         summary="An ADK agent streamed over Server-Sent Events (ADK SSE Streaming Workshop).",
         lifespan=lifespan,
+        redirect_slashes=False,  # a 404, not a 307 to a Location built from the Host header
     )
     app.state.settings = settings
     app.state.runner = runner
@@ -171,7 +170,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     async def owned_session(session_id: str, user: Annotated[str, Depends(current_user)]) -> Session:
         """The caller's session, or 404: a foreign id gets the same answer as an unknown one."""
-        if len(session_id) > MAX_SESSION_ID_CHARS:  # never sent to the session service
+        if not plausible_session_id(session_id):  # never sent to the session service
             raise api_error(404, "SESSION_NOT_FOUND", "No such session.")
         session = await session_service.get_session(
             app_name=app_name, user_id=user, session_id=session_id,

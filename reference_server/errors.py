@@ -97,6 +97,7 @@ _STATUS_CODES = {
     403: "FORBIDDEN",
     404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
+    408: "REQUEST_TIMEOUT",
     409: "CONFLICT",
     413: "PAYLOAD_TOO_LARGE",
     415: "UNSUPPORTED_MEDIA_TYPE",
@@ -115,14 +116,24 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=exc.headers)
 
 
+MAX_PROBLEMS = 5  # a 422 names at most this many problems (a body of 3,000 unknown keys...)
+MAX_FIELD_CHARS = 64  # and at most this much of a field's name, which the client chose
+
+
 def _field(loc) -> str:
     parts = [str(p) for p in loc if p not in ("body",)]
-    return ".".join(parts) or "body"
+    name = ".".join(parts) or "body"
+    # Never more of the client's own text than this, and always encodable (a lone surrogate in
+    # an unknown key would make the JSON answer itself fail).
+    name = name.encode("utf-8", "backslashreplace").decode()
+    return name if len(name) <= MAX_FIELD_CHARS else name[:MAX_FIELD_CHARS] + "..."
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     # Never echo the input back (it can be large, or hold what the client should not see again).
     problems = [f"{_field(e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in exc.errors()]
+    if len(problems) > MAX_PROBLEMS:
+        problems[MAX_PROBLEMS:] = [f"and {len(problems) - MAX_PROBLEMS} more"]
     return JSONResponse(error_body("INVALID_REQUEST", "; ".join(problems) or "Invalid request."), status_code=422)
 
 

@@ -18,14 +18,22 @@ turn closes whatever is still open when it ends::
     async with closing_model_responses():                     # around one turn's run
         async for event in runner.run_async(...): ...
 
-google-genai talks httpx unless ``aiohttp`` is installed (``google-genai[aiohttp]``); these
-hooks are httpx's, so the reference server keeps aiohttp out of its requirements.
+The hook is httpx's. google-genai picks aiohttp instead of httpx whenever ``aiohttp`` can be
+imported (``google-genai[aiohttp]``, or any package that pulls it in), unless its httpx client is
+given a transport: ``model_client_kwargs()`` gives it one (``httpx.AsyncHTTPTransport()``, or the
+one you pass), so the fix holds with aiohttp installed too (tests/test_reference_server_security.py
+runs it both ways). It refuses to start (RuntimeError) where google-genai would use httpx2
+(``GOOGLE_GENAI_HTTP_CLIENT=httpx2``), which this hook does not cover. One case it cannot see:
+Vertex AI with an mTLS client certificate and aiohttp installed, where google-genai builds an
+authorized aiohttp session of its own; pass ``transport=httpx.AsyncHTTPTransport(verify=ctx)``
+with your certificate in ``ctx``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import os
 from collections.abc import AsyncIterator
 
 import httpx
@@ -42,9 +50,19 @@ async def _remember(response: httpx.Response) -> None:
         responses.append(response)
 
 
-def model_client_kwargs() -> dict:
-    """``Gemini(client_kwargs=...)`` that lets ``closing_model_responses`` see the responses."""
-    return {"http_options": types.HttpOptions(async_client_args={"event_hooks": {"response": [_remember]}})}
+def model_client_kwargs(transport: httpx.AsyncBaseTransport | None = None) -> dict:
+    """``Gemini(client_kwargs=...)`` that lets ``closing_model_responses`` see the responses.
+
+    The transport (default: httpx's own, which reads ``SSL_CERT_FILE``/``SSL_CERT_DIR`` and the
+    proxy variables) is what keeps google-genai on httpx when aiohttp is installed.
+    """
+    if os.environ.get("GOOGLE_GENAI_HTTP_CLIENT", "").strip().lower() == "httpx2":
+        raise RuntimeError("model_responses closes the model's responses through httpx; "
+                           "GOOGLE_GENAI_HTTP_CLIENT=httpx2 would bypass it: unset it")
+    return {"http_options": types.HttpOptions(async_client_args={
+        "event_hooks": {"response": [_remember]},
+        "transport": transport or httpx.AsyncHTTPTransport(),  # httpx, even with aiohttp installed
+    })}
 
 
 @contextlib.asynccontextmanager

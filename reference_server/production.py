@@ -21,6 +21,7 @@ Model retries (``default_retry_options``): 3 attempts on HTTP 429/500/503/504, w
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 
 from fastapi import Request
@@ -37,6 +38,10 @@ DEFAULT_RESUME_GRACE_S = 30.0
 DEFAULT_REPLAY_TTL_S = 300.0
 DEFAULT_FIRST_EVENT_WAIT_S = 10.0
 MAX_SESSION_ID_CHARS = 128  # ids we create are 22 characters; longer ones are never looked up
+# The characters of the ids we create (token_urlsafe) and of ADK's (uuid4): an id with any other
+# (dots, slashes, whitespace, NUL, line breaks...) is never sent to the session service. ADK's
+# services strip whitespace from ids, so "id " would otherwise find the session "id".
+SESSION_ID_RE = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_SESSION_ID_CHARS}}}")
 RETRY_AFTER_S = 5  # the Retry-After of a 503 before the first byte
 
 
@@ -84,6 +89,11 @@ def require_json(request: Request) -> None:
     media = declared.split(";", 1)[0].strip().lower()
     if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
         raise api_error(415, "UNSUPPORTED_MEDIA_TYPE", "Send the body as Content-Type: application/json.")
+
+
+def plausible_session_id(session_id: str) -> bool:
+    """The id could be one of ours (else: 404 without a look-up)."""
+    return SESSION_ID_RE.fullmatch(session_id) is not None
 
 
 def last_event_id(request: Request) -> int:

@@ -14,6 +14,7 @@ from fastapi.sse import ServerSentEvent
 from google.adk.events import Event
 
 from .errors import classify_error_code, classify_exception, error_frame
+from .redaction import event_json
 
 logger = logging.getLogger("reference_server")
 
@@ -61,7 +62,8 @@ async def in_own_task(agen: AsyncGenerator[T, None], close_timeout_s: float = 5.
 async def sse_frames(events: AsyncIterable[Event]) -> AsyncIterator[ServerSentEvent]:
     """Each ADK event as one frame (``id:`` 1, 2, ...), then ``event: done``; or ``event: error``.
 
-    Events are serialized here, by ADK's own model: camelCase aliases, no nulls. An event
+    Events are serialized here as ADK's own ``/run_sse`` does (``redaction.event_json``:
+    credential secrets and ADK's internal metadata removed), camelCase aliases, no nulls. An event
     carrying ``error_code`` (a model error, a finish reason such as MAX_TOKENS, a tool's
     exception) is sent without its ``error_message`` (ADK puts ``str(exception)`` there),
     then an error frame ends the stream; so does an exception. Cancellation (the client went
@@ -73,9 +75,7 @@ async def sse_frames(events: AsyncIterable[Event]) -> AsyncIterator[ServerSentEv
             frame_id += 1
             if event.error_code:  # error_message holds str(exception): internals, not for clients
                 event = event.model_copy(update={"error_message": None})
-            yield ServerSentEvent(
-                raw_data=event.model_dump_json(exclude_none=True, by_alias=True), id=str(frame_id)
-            )
+            yield ServerSentEvent(raw_data=event_json(event), id=str(frame_id))  # as ADK's /run_sse
             if event.error_code:
                 yield error_frame(classify_error_code(event.error_code), frame_id + 1)
                 return
