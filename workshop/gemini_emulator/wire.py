@@ -272,8 +272,13 @@ def stream_chunks(
     if finish == "STOP":
         # The complete answer, then a last chunk with only finishReason and usage.
         parts = reply_parts(reply, model, **options)
-        if parts and parts[-1] == {"text": ""}:
-            parts = parts[:-1]  # gemini-3's empty text chunk becomes the bare one
+        if len(parts) > 1 and parts[-1].get("text") == "" and "functionCall" not in parts[-2]:
+            # gemini-3's empty text chunk becomes the bare one; its signature moves back.
+            signature = parts.pop().get("thoughtSignature")
+            if signature:
+                parts[-1].setdefault("thoughtSignature", signature)
+        elif len(parts) > 1 and parts[-1].get("text") == "":
+            parts.pop()
         extra = {"finishMessage": CALL_FINISH_MESSAGE} if reply.function_call and thinking else {}
         return make(parts, candidate(None, finish_reason="STOP", content={"omit": True}, **extra))
     thoughts_only = Reply(thoughts=reply.thoughts, thinking_tokens=reply.thinking_tokens)
