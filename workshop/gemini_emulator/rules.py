@@ -289,8 +289,8 @@ def text_answer(text: str) -> str:
     question = " ".join(stripped.split()) or "nothing"
     return (
         f'You asked: "{question}". This answer comes from the offline Gemini emulator, '
-        "streamed word by word so you can watch Server-Sent Events arrive. Set "
-        "GOOGLE_API_KEY to hear from the real model."
+        "streamed in chunks as the real API sends them, so you can watch Server-Sent Events "
+        "arrive. Set GOOGLE_API_KEY to hear from the real model."
     )
 
 
