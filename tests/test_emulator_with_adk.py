@@ -132,3 +132,17 @@ async def test_a_bare_stop_chunk_ends_the_turn_normally(emulator):
     events = await run_turn(Agent(name="a", model="gemini-2.5-flash"), "Count to 4 [fault:finish=STOP]")
     assert events[-1].is_final_response() and events[-1].error_code is None
     assert events[-1].content.parts[0].text == "1, 2, 3, 4."
+
+
+async def test_output_schema_gets_json_that_validates(emulator):
+    from pydantic import BaseModel
+
+    class Forecast(BaseModel):
+        city: str
+        temperature_c: int
+        summary: str
+
+    events = await run_turn(Agent(name="a", model="gemini-2.5-flash", output_schema=Forecast),
+                            "Forecast for Paris: 21 degrees")
+    forecast = Forecast.model_validate_json(events[-1].content.parts[0].text)
+    assert (forecast.city, forecast.temperature_c) == ("Paris", 21)
