@@ -393,3 +393,22 @@ def test_camel_case_tool_names_match_like_snake_case(emulator):
     chunks = stream(client(emulator), "What's the weather in Paris?", **config)
     assert chunks[0].function_calls[0].name == "getWeather"
     assert chunks[0].function_calls[0].args == {"city": "Paris"}
+
+
+def test_chunk_size_knobs_come_from_the_environment(monkeypatch):
+    from workshop.gemini_emulator import default_pacing
+
+    assert (default_pacing().words_per_chunk, default_pacing().chunk_chars) == (0, wire.CHUNK_CHARS)
+    monkeypatch.setenv("WORKSHOP_EMULATOR_WORDS_PER_CHUNK", "1")
+    monkeypatch.setenv("WORKSHOP_EMULATOR_CHUNK_CHARS", "40")
+    assert (default_pacing().words_per_chunk, default_pacing().chunk_chars) == (1, 40)
+    assert wire.text_chunks("one two three", words_per_chunk=1) == ["one ", "two ", "three"]
+    sized = wire.text_chunks("word " * 40, chunk_chars=40)
+    assert "".join(sized) == "word " * 40 and all(len(c) <= 45 for c in sized)
+
+
+def test_json_mode_without_a_schema_answers_a_json_object(emulator):
+    answer = client(emulator).models.generate_content(
+        model="gemini-2.5-flash", contents="Count to 3",
+        config=types.GenerateContentConfig(response_mime_type="application/json"))
+    assert json.loads(answer.text) == {"answer": "1, 2, 3."}
