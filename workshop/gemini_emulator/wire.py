@@ -165,15 +165,20 @@ def reply_parts(
     return parts + text_parts + call_parts + ending
 
 
+def _part_tokens(part: dict[str, Any]) -> tuple[int, int]:
+    """(thought tokens, answer tokens) of one part."""
+    tokens = count_tokens(part.get("text", "")) + (8 if "functionCall" in part else 0)
+    return (tokens, 0) if part.get("thought") else (0, tokens)
+
+
 def usage(prompt: int, parts: list[dict[str, Any]], hidden_thoughts: int = 0) -> dict[str, Any]:
     """Token counts after ``parts``: thoughts grow as they are sent, or are all counted from
     the first chunk when they are hidden (the model thought before answering)."""
-    thoughts = hidden_thoughts + sum(count_tokens(p.get("text", "")) for p in parts if p.get("thought"))
-    candidates = sum(
-        count_tokens(p.get("text", "")) + (8 if "functionCall" in p else 0)
-        for p in parts
-        if not p.get("thought")
-    )
+    counted = [_part_tokens(p) for p in parts]
+    return _usage(prompt, hidden_thoughts + sum(t for t, _ in counted), sum(a for _, a in counted))
+
+
+def _usage(prompt: int, thoughts: int, candidates: int) -> dict[str, Any]:
     meta: dict[str, Any] = {"promptTokenCount": prompt}
     if candidates:
         meta["candidatesTokenCount"] = candidates
@@ -252,18 +257,20 @@ def stream_chunks(
     options = dict(part_options, thinking=thinking, seed=response_id)
 
     def make(parts, last_candidate=None):
-        out = []
+        out, thoughts, answer = [], hidden, 0
         for i, part in enumerate(parts):
             is_last = i == len(parts) - 1 and last_candidate is None
             extra = {}
             if is_last and finish == "STOP" and reply.function_call and thinking:
                 extra["finishMessage"] = CALL_FINISH_MESSAGE
             cand = candidate(part, finish_reason=finish if is_last else None, **extra)
+            more_thoughts, more_answer = _part_tokens(part)  # usage grows: a running sum
+            thoughts, answer = thoughts + more_thoughts, answer + more_answer
             out.append(chunk(cand, model=model, response_id=response_id,
-                             usage_metadata=usage(prompt, parts[: i + 1], hidden)))
+                             usage_metadata=_usage(prompt, thoughts, answer)))
         if last_candidate is not None:
             out.append(chunk(last_candidate, model=model, response_id=response_id,
-                             usage_metadata=usage(prompt, parts, hidden)))
+                             usage_metadata=_usage(prompt, thoughts, answer)))
         return out
 
     variant = fault.finish_variant if fault else ""
