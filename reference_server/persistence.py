@@ -14,8 +14,8 @@
   ``DatabaseSessionService`` as it is;
 - ``memory://``: ADK's ``InMemorySessionService`` (tests; lost at exit).
 
-``Settings.from_env()`` reads ``DATABASE_URL`` (``DATABASE_URL_ENV``); ``Settings(...)``
-built in code keeps the in-memory default unless given a ``session_service``.
+``Settings.from_env()`` reads ``DATABASE_URL`` (``DATABASE_URL_ENV``), ``Settings(...)`` built
+in code its ``database_url``: unset, both end up in the same SQLite file (one default).
 
 Ownership needs no table of its own: a session is stored under ``(app_name, user_id, id)``
 and the server looks it up with the caller's user id, so another user's id finds nothing
@@ -42,7 +42,7 @@ from google.adk.events import Event
 from google.adk.sessions import BaseSessionService, InMemorySessionService, Session
 from google.adk.sessions.sqlite_session_service import SqliteSessionService
 
-from .replay import Frame, ReplayStore, Tail, TurnState
+from .replay import EVENT, Frame, ReplayStore, Tail, TurnState
 
 DATABASE_URL_ENV = "DATABASE_URL"
 POOL_SIZE_ENV = "DATABASE_POOL_SIZE"
@@ -217,7 +217,9 @@ class DatabaseReplayStore(ReplayStore):
     process running the turn last checked in (every second); ``cancel_requested``, set by a
     process that got ``POST .../cancel`` for a turn it does not run (the owner polls for it every
     0.25 s); ``reader_at``, when a client following the turn from another process was last
-    seen (the owner does not end the grace period while it is recent). See turns.py.
+    seen (the owner does not end the grace period while it is recent); ``idempotency_key``, the
+    key of the message that started the turn. A turn starts with ``begin_turn``, atomic on any
+    number of processes. See turns.py.
     """
 
     shared = True
@@ -245,73 +247,119 @@ class DatabaseReplayStore(ReplayStore):
             sa.Column("ended_at", sa.Float, nullable=True),
             sa.Column("owner_at", sa.Float, nullable=True),
             sa.Column("reader_at", sa.Float, nullable=True),
-            sa.Column("cancel_requested", sa.Boolean, nullable=False, server_default=sa.false()))
+            sa.Column("cancel_requested", sa.Boolean, nullable=False, server_default=sa.false()),
+            sa.Column("idempotency_key", sa.String(128), nullable=True))
         self.frames = sa.Table(
             "replay_frames", metadata,
             sa.Column("session_id", sa.String(128), primary_key=True),
             sa.Column("turn_id", sa.String(64), primary_key=True),
             sa.Column("frame_id", sa.Integer, primary_key=True, autoincrement=False),
-            sa.Column("event", sa.String(32), nullable=True),
-            sa.Column("data", sa.Text, nullable=False))
+            sa.Column("event", sa.String(32), nullable=True),  # the kind; NULL: an ADK event
+            sa.Column("data", sa.Text, nullable=False),
+            sa.Column("code", sa.String(64), nullable=True))
         self._metadata = metadata
         self._ready = False
+        self._init_lock = asyncio.Lock()
         self._local: dict[str, asyncio.Event] = {}  # wakes this process's waiters at once
 
     async def _begin(self):
         if not self._ready:
-            async with self.engine.begin() as conn:
-                try:
-                    await conn.run_sync(self._metadata.create_all)
-                except self._sa.exc.DBAPIError:  # another process created them at the same moment
-                    pass
-            async with self.engine.begin() as conn:
-                await conn.run_sync(self._add_missing_columns)
-            self._ready = True
+            async with self._init_lock:  # once per process, not once per concurrent request
+                if not self._ready:
+                    await self._create_tables()
+                    self._ready = True
         return self.engine.begin()
 
+    async def _create_tables(self, attempts: int = 5) -> None:
+        """Create (or complete) the tables. Several processes starting at once race to do it:
+        whoever loses gets a database error (SQLite: locked; PostgreSQL: a duplicate in the
+        catalog) and tries again, by when the tables are there."""
+        for attempt in range(1, attempts + 1):
+            try:
+                async with self.engine.begin() as conn:
+                    await conn.run_sync(self._metadata.create_all)
+                async with self.engine.begin() as conn:
+                    await conn.run_sync(self._add_missing_columns)
+                return
+            except self._sa.exc.DBAPIError:
+                if attempt == attempts:
+                    raise
+                await asyncio.sleep(0.1 * attempt)
+
     def _add_missing_columns(self, conn) -> None:
-        """A ``replay_turns`` made by an earlier version lacks the turn state columns."""
-        have = {c["name"] for c in self._sa.inspect(conn).get_columns("replay_turns")}
-        for column in self.turns.columns:
-            if column.name not in have:
-                ddl = column.type.compile(conn.dialect)
-                default = " NOT NULL DEFAULT FALSE" if column.name == "cancel_requested" else ""
-                with contextlib.suppress(self._sa.exc.DBAPIError):  # another process added it
-                    conn.exec_driver_sql(f"ALTER TABLE replay_turns ADD COLUMN {column.name} {ddl}{default}")
+        """Tables made by an earlier version lack the turn state columns and the frame's code."""
+        inspector = self._sa.inspect(conn)
+        for table in (self.turns, self.frames):
+            have = {c["name"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in have:
+                    ddl = column.type.compile(conn.dialect)
+                    default = " NOT NULL DEFAULT FALSE" if column.name == "cancel_requested" else ""
+                    with contextlib.suppress(self._sa.exc.DBAPIError):  # another process added it
+                        conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {ddl}{default}")
 
     def _wake(self, session_id: str) -> None:
         event = self._local.pop(session_id, None)
         if event is not None:
             event.set()
 
-    async def open_turn(self, session_id: str, turn_id: str) -> None:
-        sa = self._sa
+    async def begin_turn(self, session_id: str, turn_id: str, *, owner_stale_s: float,
+                         key: str | None = None) -> bool:
+        """One conditional ``UPDATE`` of the session's row (taken only if its turn ended, or its
+        owner stopped checking in), else one ``INSERT`` (refused by the primary key if another
+        request inserted first): whichever of N racing requests, on any process, changes the
+        row starts the turn; the others get False. Portable SQL, no dialect-specific upsert."""
+        sa, t = self._sa, self.turns.c
+        now = self._clock()
+        fresh = {"turn_id": turn_id, "ended_at": None, "owner_at": now, "reader_at": None,
+                 "cancel_requested": False, "idempotency_key": key}
         async with await self._begin() as conn:
-            await conn.execute(sa.delete(self.frames).where(self.frames.c.session_id == session_id))
-            await conn.execute(sa.delete(self.turns).where(self.turns.c.session_id == session_id))
-            await conn.execute(sa.insert(self.turns).values(session_id=session_id, turn_id=turn_id,
-                                                            ended_at=None, owner_at=self._clock()))
+            taken = await conn.execute(sa.update(self.turns).where(
+                t.session_id == session_id,
+                sa.or_(t.ended_at.is_not(None), t.owner_at.is_(None), t.owner_at < now - owner_stale_s),
+            ).values(**fresh))
+            claimed = taken.rowcount == 1
+            if claimed:
+                await conn.execute(sa.delete(self.frames).where(
+                    self.frames.c.session_id == session_id, self.frames.c.turn_id != turn_id))
+        if not claimed:
+            try:
+                async with self.engine.begin() as conn:
+                    await conn.execute(sa.insert(self.turns).values(session_id=session_id, **fresh))
+            except sa.exc.IntegrityError:  # the row exists: a turn is running (or just started)
+                return False
         self._wake(session_id)
+        return True
 
     async def append(self, session_id: str, turn_id: str, frame: Frame) -> None:
-        sa = self._sa
+        """One ``INSERT ... SELECT ... WHERE`` the turn is still the session's running one: a
+        write from its first statement. (A ``SELECT`` then an ``INSERT`` in one transaction
+        fails at once on SQLite in WAL mode, "database is locked", no busy wait, when another
+        process wrote in between.)"""
+        sa, t = self._sa, self.turns.c
+        running = sa.select(t.session_id).where(t.session_id == session_id, t.turn_id == turn_id,
+                                                t.ended_at.is_(None))
+        row = sa.select(sa.literal(session_id, sa.String), sa.literal(turn_id, sa.String),
+                        sa.literal(frame.id, sa.Integer),
+                        sa.literal(None if frame.kind == EVENT else frame.kind, sa.String),
+                        sa.literal(frame.data, sa.Text), sa.literal(frame.code, sa.String))
         async with await self._begin() as conn:
-            row = (await conn.execute(sa.select(self.turns.c.turn_id, self.turns.c.ended_at)
-                                      .where(self.turns.c.session_id == session_id))).first()
-            if row is None or row.turn_id != turn_id or row.ended_at is not None:
+            added = await conn.execute(sa.insert(self.frames).from_select(
+                ["session_id", "turn_id", "frame_id", "event", "data", "code"],
+                row.where(running.exists())))
+            if added.rowcount != 1:
                 return  # the turn was replaced or already ended
-            await conn.execute(sa.insert(self.frames).values(
-                session_id=session_id, turn_id=turn_id, frame_id=frame.id, event=frame.event,
-                data=frame.data))
             if frame.terminal:
-                await conn.execute(sa.update(self.turns).where(self.turns.c.session_id == session_id)
+                await conn.execute(sa.update(self.turns).where(t.session_id == session_id,
+                                                               t.turn_id == turn_id)
                                    .values(ended_at=self._clock()))
         self._wake(session_id)
 
     async def read(self, session_id: str, after: int) -> Tail | None:
         sa = self._sa
         async with await self._begin() as conn:
-            row = (await conn.execute(sa.select(self.turns.c.turn_id, self.turns.c.ended_at)
+            row = (await conn.execute(sa.select(self.turns.c.turn_id, self.turns.c.ended_at,
+                                                self.turns.c.idempotency_key)
                                       .where(self.turns.c.session_id == session_id))).first()
             if row is None:
                 return None
@@ -320,12 +368,13 @@ class DatabaseReplayStore(ReplayStore):
                 await conn.execute(sa.delete(self.turns).where(self.turns.c.session_id == session_id))
                 return None
             rows = await conn.execute(
-                sa.select(self.frames.c.frame_id, self.frames.c.event, self.frames.c.data)
+                sa.select(self.frames.c.frame_id, self.frames.c.event, self.frames.c.data,
+                          self.frames.c.code)
                 .where(self.frames.c.session_id == session_id, self.frames.c.turn_id == row.turn_id,
                        self.frames.c.frame_id > after)
                 .order_by(self.frames.c.frame_id))
-            frames = [Frame(r.frame_id, r.event, r.data) for r in rows]
-        return Tail(row.turn_id, frames, row.ended_at is not None)
+            frames = [Frame(r.frame_id, r.event or EVENT, r.data, r.code) for r in rows]
+        return Tail(row.turn_id, frames, row.ended_at is not None, row.idempotency_key)
 
     async def _latest(self, session_id: str) -> tuple[int, bool, str | None]:
         sa = self._sa

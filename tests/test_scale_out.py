@@ -165,8 +165,9 @@ async def _store_semantics(url: str) -> None:
     store = DatabaseReplayStore(url, ttl_s=60, poll_s=0.01, clock=lambda: now[0])
     other = DatabaseReplayStore(url, ttl_s=60, poll_s=0.01, clock=lambda: now[0])  # "another process"
     assert await store.read(sid, 0) is None
-    await store.open_turn(sid, "t1")
-    await store.append(sid, "t1", Frame(1, None, '{"n": 1}'))
+    assert await store.begin_turn(sid, "t1", owner_stale_s=15)
+    assert not await other.begin_turn(sid, "t0", owner_stale_s=15)  # t1 runs: refused
+    await store.append(sid, "t1", Frame(1, "event", '{"n": 1}'))
     tail = await other.read(sid, 0)
     assert tail.turn_id == "t1" and [f.id for f in tail.frames] == [1] and not tail.finished
     waiter = asyncio.create_task(other.wait(sid, 1, timeout=5))
@@ -175,12 +176,12 @@ async def _store_semantics(url: str) -> None:
     await store.append(sid, "t1", Frame(2, "done", '{"events": 1}'))
     await asyncio.wait_for(waiter, 2)  # woken by polling the table
     tail = await other.read(sid, 1)
-    assert [f.event for f in tail.frames] == ["done"] and tail.finished
-    await store.append(sid, "t1", Frame(3, None, "{}"))  # after the end: ignored
+    assert [f.kind for f in tail.frames] == ["done"] and tail.finished
+    await store.append(sid, "t1", Frame(3, "event", "{}"))  # after the end: ignored
     assert [f.id for f in (await other.read(sid, 0)).frames] == [1, 2]
-    await store.open_turn(sid, "t2")  # a new turn replaces the old one's frames
+    assert await store.begin_turn(sid, "t2", owner_stale_s=15)  # t1 ended: t2 replaces its frames
     assert (await other.read(sid, 0)).frames == []
-    await store.append(sid, "t1", Frame(1, None, "{}"))  # the old turn: ignored
+    await store.append(sid, "t1", Frame(1, "event", "{}"))  # the old turn: ignored
     assert (await other.read(sid, 0)).frames == []
     await store.append(sid, "t2", Frame(1, "done", "{}"))
     now[0] += 61
@@ -254,19 +255,35 @@ def test_another_process_answers_409_and_cancels_the_turn(database, emulator, tm
 
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])
 def test_a_client_following_from_another_process_keeps_the_turn_alive(database, emulator, tmp_path):
+    """The client moves to b (resumes there), then its connection to a drops: a's grace period
+    ends, yet a keeps the turn running because b says a client follows it."""
+    import threading
+
     url = database_url(database, tmp_path)
     grace = 0.5
     emulator.set_pacing(first_token_s=0, chunk_s=0.03)
     with shared_server(url, resume_grace_s=grace) as a, shared_server(url, resume_grace_s=grace) as b:
         session_id = request("POST", f"{a.url}/api/sessions", headers=ALICE).json()["session_id"]
-        ctx, it, frames = open_stream(a.url, session_id, "Count to 80")  # about 2.5 s of answer
-        ctx.__exit__(None, None, None)  # the connection to a drops; the client resumes on b
+        ctx, it, frames = open_stream(a.url, session_id, "Count to 100")  # about 3 s of answer
+        rest: list = []
+        following = threading.Event()
+
+        def follow_on_b() -> None:
+            with httpx.Client(timeout=30, headers={**ALICE, "Last-Event-ID": frames[-1].id}) as client:
+                with connect_sse(client, "GET", f"{b.url}/api/sessions/{session_id}/stream") as source:
+                    for sse in source.iter_sse():
+                        rest.append(sse)
+                        following.set()
+
+        reader = threading.Thread(target=follow_on_b)
+        reader.start()
+        assert following.wait(10)
+        ctx.__exit__(None, None, None)  # now the connection to a drops
         dropped = time.monotonic()
-        with httpx.Client(timeout=30, headers={**ALICE, "Last-Event-ID": frames[-1].id}) as client:
-            with connect_sse(client, "GET", f"{b.url}/api/sessions/{session_id}/stream") as source:
-                frames += list(source.iter_sse())
+        reader.join(30)
+        frames += rest
+        assert frames[-1].event == "done", frames[-1]  # not cancelled: a saw b's client
         assert time.monotonic() - dropped > 3 * grace  # it outlived a's grace period
-        assert frames[-1].event == "done", frames[-1]
         assert [int(f.id) for f in frames] == list(range(1, len(frames) + 1))
 
 
