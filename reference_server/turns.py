@@ -50,6 +50,7 @@ from google.adk.runners import Runner
 from google.genai import types
 
 from .model_responses import closing_model_responses
+from .observability import Observability, TurnRecord
 from .replay import EVENT, Frame, ReplayStore, Tail, TurnState
 from .streaming import event_frames, failure_frame
 
@@ -125,6 +126,7 @@ class Turn:
     attached: int = 0
     task: asyncio.Task | None = None
     grace_task: asyncio.Task | None = None
+    record: TurnRecord | None = None  # what observability.py sees of it, while it runs
 
     @property
     def running(self) -> bool:
@@ -142,8 +144,9 @@ class TurnManager:
 
     def __init__(self, runner: Runner, store: ReplayStore, run_config: RunConfig, *,
                  grace_s: float = 30.0, abort_wait_s: float = 0.25,
-                 keepalive_s: float = KEEPALIVE_S) -> None:
+                 keepalive_s: float = KEEPALIVE_S, observability: Observability | None = None) -> None:
         self.runner = runner
+        self.observability = observability or Observability()  # metrics off, spans on
         self.store = store
         self.run_config = run_config
         self.grace_s = grace_s
@@ -177,7 +180,7 @@ class TurnManager:
                                     run_config=self.run_config, abort_signal=turn.abort)
         # The grace period starts when the last client detaches (``follow``), not here: the
         # request that started the turn follows it as soon as the stream opens.
-        turn.task = asyncio.create_task(self._produce(turn, run), name=f"turn-{turn.turn_id}")
+        turn.task = asyncio.create_task(self._observed(turn, run), name=f"turn-{turn.turn_id}")
         if self.store.shared and (self._watcher is None or self._watcher.done()):
             self._watcher = asyncio.create_task(self._watch(), name="turn-watcher")
         return turn
@@ -216,6 +219,11 @@ class TurnManager:
                 last_beat = loop.time() if beat else last_beat
             await asyncio.sleep(WATCH_S)
 
+    async def _observed(self, turn: Turn, run) -> None:
+        """The turn inside its span (ADK's own spans nest in it) and its metrics."""
+        with self.observability.turn(turn.turn_id, turn.session_id) as turn.record:
+            await self._produce(turn, run)
+
     async def _produce(self, turn: Turn, run) -> None:
         """Run the turn, appending its frames to the store. ADK is iterated right here: this
         task is the turn's own (no request's cancel scope reaches it), so ADK's cleanup on a
@@ -233,6 +241,8 @@ class TurnManager:
                     if event.error_code == LIMIT_EXCEEDED:
                         limit_hit = True  # reported as TOO_MANY_MODEL_CALLS, not INTERNAL
                         return
+                    if event.usage_metadata is not None and not event.partial:
+                        turn.record.usage(event.usage_metadata)
                     yield event
             except LlmCallsLimitExceededError:  # RunConfig.max_llm_calls: a limit, not a crash
                 limit_hit = True
@@ -242,6 +252,7 @@ class TurnManager:
             if frame.terminal and not turn.content_started and frame.code in NOT_STARTED:
                 await self._rewind(turn)  # before the end: no new turn can start meanwhile
             await self.store.append(turn.session_id, turn.turn_id, frame)
+            turn.record.frame(frame.kind, frame.code)
             next_id = frame.id + 1
             if frame.kind == EVENT and frame.code is None:
                 turn.content_started = True
@@ -359,6 +370,7 @@ class TurnManager:
         loop = asyncio.get_running_loop()
         keepalive_s = self.keepalive_s
         elsewhere = turn is None and self.store.shared  # the turn may run on another process
+        self.observability.stream_opened()
         try:
             turn_id = None
             last_write = loop.time()
@@ -385,6 +397,7 @@ class TurnManager:
                 await self.store.wait(session_id, after,
                                       min(poll_s, max(0.0, last_write + keepalive_s - loop.time())))
         finally:
+            self.observability.stream_closed()
             if turn is not None:
                 turn.attached -= 1
                 if turn.attached == 0 and turn.running:
