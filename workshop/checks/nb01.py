@@ -9,10 +9,12 @@ import pydantic
 from google.adk.agents.run_config import RunConfig, StreamingMode
 from google.genai import types
 
-from ._report import fail, passed
+from ._report import fail, learner_output, passed
+from ._runs import describe_mode, runs_observed
 
 LIMITS = (3, 40)  # two values, so a hard-coded limit cannot pass
-PROMPT = "Count to 20"
+# Long enough to arrive in several chunks whatever their size (a word, or 100 characters).
+PROMPT = "Count to 60"
 KEYS = ("events", "time_to_first_text", "time_to_final")
 
 
@@ -47,9 +49,11 @@ def diagnose_run_config(config, limit: int) -> tuple[str, str] | None:
 
 def check_make_run_config(make_run_config) -> None:
     """Call the learner's make_run_config with two limits; explain the first thing that is wrong."""
+    configs = []
     for limit in LIMITS:
         try:
-            config = make_run_config(limit)
+            with learner_output():
+                config = make_run_config(limit)
         except pydantic.ValidationError as exc:
             error = exc.errors()[0]
             where = ".".join(str(p) for p in error["loc"])
@@ -64,6 +68,14 @@ def check_make_run_config(make_run_config) -> None:
         problem = diagnose_run_config(config, limit)
         if problem:
             fail(*problem)
+        configs.append(config)
+    first = configs[0]
+    if first.max_llm_calls != LIMITS[0]:
+        fail(f"make_run_config({LIMITS[1]}) changed the RunConfig that make_run_config({LIMITS[0]}) "
+             f"returned: its max_llm_calls is now {first.max_llm_calls}. Both calls returned one "
+             "shared object.",
+             "Build a new RunConfig in each call (or copy one: base.model_copy(update={...})); "
+             "changing a shared one changes the budget of every run that uses it.")
     passed(f"SSE streaming with the limit you asked for ({', '.join(map(str, LIMITS))} LLM calls per run).")
 
 
@@ -131,12 +143,19 @@ def diagnose_measure(got, ref: dict, mode: StreamingMode, *, offline: bool) -> t
                     "Report seconds, as time.perf_counter() differences are.")
         if value < 0:
             return (f"{key} is negative ({value:.3f}).", "Compute perf_counter() at the event minus start.")
+    if ref["time_to_final"] > 0.05 and final < 0.25 * ref["time_to_final"]:
+        return (f"In {name} mode your time_to_final is {final:.3f} s, but the run took about "
+                f"{ref['time_to_final']:.2f} s: the clock was restarted during the loop.",
+                "Take start = time.perf_counter() once, before calling runner.run_async, "
+                "not inside the async for loop.")
     if first > final + 1e-3:
         return (f"In {name} mode time_to_first_text ({first:.3f} s) is after time_to_final ({final:.3f} s).",
                 "The first text arrives at the latest with the final event: record it only once, "
                 "at the first event that has text.")
+    # Streamed, the first text comes some chunks before the final event: at least one chunk
+    # interval (a word or 100 characters per chunk alike). Recorded at the final event, no gap.
     gap = ref["time_to_final"] - ref["time_to_first_text"]
-    if (mode == StreamingMode.SSE and first >= 0.95 * final and gap > 0.3 * ref["time_to_final"]):
+    if mode == StreamingMode.SSE and gap > 0.02 and final - first < 0.25 * gap:
         return (f"In SSE mode your first text came at {first:.2f} s, together with the final event "
                 f"({final:.2f} s); the first partial text arrived at about {ref['time_to_first_text']:.2f} s.",
                 "Record the time of the FIRST event that has text (a partial one), once; "
@@ -167,7 +186,17 @@ async def check_measure(measure, runner, session_service, *, offline: bool, user
     for mode in (StreamingMode.SSE, StreamingMode.NONE):
         run_config = RunConfig(streaming_mode=mode)
         mine = await session_service.create_session(app_name=runner.app_name, user_id=user_id)
-        got = await measure(runner, user_id, mine.id, PROMPT, run_config)
+        with runs_observed() as runs, learner_output():
+            got = await measure(runner, user_id, mine.id, PROMPT, run_config)
+        if not runs:
+            fail("measure never called runner.run_async.",
+                 "Run the turn with `async for event in runner.run_async(..., run_config=run_config)`.")
+        used = runs[0].run_config.streaming_mode
+        if used != mode:
+            fail(f"The check asked measure for a run with streaming_mode={mode}; your code ran it with "
+                 f"{describe_mode(runs[0].run_config)}: the run_config argument did not reach "
+                 "runner.run_async.",
+                 "Pass it on: runner.run_async(..., run_config=run_config).")
         own = await session_service.create_session(app_name=runner.app_name, user_id=user_id)
         ref = await reference_measure(runner, user_id, own.id, PROMPT, run_config)
         problem = diagnose_measure(got, ref, mode, offline=offline)
