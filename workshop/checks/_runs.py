@@ -88,8 +88,7 @@ def not_streamed(calls: list[RunCall], call: str = "runner.run_async") -> tuple[
     """(what, hint) if one of the learner's runs was made without StreamingMode.SSE; else None."""
     for run in calls:
         if not run.streamed:
-            return (f"Your code called {call}(...) with {describe_mode(run.run_config)}: the model "
-                    "sent the whole answer in one response, so there was nothing to stream.",
-                    f"Pass run_config=RunConfig(streaming_mode=StreamingMode.SSE) to {call}(...) "
-                    "(the notebook's run_config is one).")
+            return (f"Your code ran the turn with {describe_mode(run.run_config)}: the model sent the "
+                    "whole answer in one response, so nothing was streamed.",
+                    f"Pass run_config=RunConfig(streaming_mode=StreamingMode.SSE) to {call}(...).")
     return None
