@@ -32,6 +32,7 @@ class RunCall:
     run_config: RunConfig  # what the run used: RunConfig() when none was passed
     abort_signal: asyncio.Event | None
     _generator: Any  # the generator itself (held) or a weak reference to it
+    finished_before: int = 0  # how many runs recorded earlier had already ended at this call
 
     @property
     def generator(self):
@@ -65,10 +66,11 @@ def runs_observed(hold: bool = False) -> Iterator[list[RunCall]]:
     @functools.wraps(original)
     def recording(self, *args, **kwargs):
         generator = original(self, *args, **kwargs)
+        finished = sum(run.generator is None or run.generator.ag_frame is None for run in calls)
         calls.append(RunCall(self, kwargs.get("user_id"), kwargs.get("session_id"),
                              _text(kwargs.get("new_message")), kwargs.get("run_config") or RunConfig(),
                              kwargs.get("abort_signal"),
-                             generator if hold else weakref.ref(generator)))
+                             generator if hold else weakref.ref(generator), finished))
         return generator
 
     Runner.run_async = recording
