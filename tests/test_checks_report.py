@@ -13,6 +13,16 @@ def test_pass_line_starts_on_its_own_line_after_an_unfinished_line(capsys):
     assert capsys.readouterr().out == "streamed text without a newline\n✅ right\n"
 
 
+def test_a_silent_capture_keeps_the_line_open(capsys):
+    """A check that calls the learner's code many times: only the last printed text matters."""
+    with learner_output():
+        print("debug", end="")
+    with learner_output():
+        pass
+    passed("right")
+    assert capsys.readouterr().out == "debug\n✅ right\n"
+
+
 def test_no_blank_line_after_a_finished_line(capsys):
     with learner_output():
         print("a whole line")

@@ -89,7 +89,6 @@ def learner_output(show: bool = True) -> Iterator[LearnerOutput]:
     the learner still sees what their code printed on the failing run.
     """
     global _line_open
-    _line_open = False
     output = LearnerOutput(sys.stdout if show else None)
     unfinished = False
     try:
@@ -100,4 +99,7 @@ def learner_output(show: bool = True) -> Iterator[LearnerOutput]:
         raise
     finally:
         text = output.text
-        _line_open = show and not unfinished and bool(text) and not text.endswith("\n")
+        if unfinished:
+            _line_open = False
+        elif show and text:  # a block that printed nothing leaves the line as it was
+            _line_open = not text.endswith("\n")
