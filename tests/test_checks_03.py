@@ -216,6 +216,31 @@ async def first_words_cancel_task(runner, user_id, session_id, text, n):
     return "".join(pieces[:n])
 
 
+def cancel_while_busy(closing):
+    """Streams in a task that is busy after each event (writing to a slow client) when cancelled."""
+    async def first_words(runner, user_id, session_id, text, n):
+        pieces, enough = [], asyncio.Event()
+
+        async def consume():
+            stream = runner.run_async(user_id=user_id, session_id=session_id, new_message=message(text),
+                                      run_config=SSE)
+            async with (contextlib.aclosing(stream) if closing else contextlib.nullcontext(stream)) as events:
+                async for event in events:
+                    pieces.extend(pieces_of(event))
+                    if len(pieces) >= n:
+                        enough.set()
+                    await asyncio.sleep(0.05)  # the cancel lands here, outside the generator
+
+        task = asyncio.create_task(consume())
+        await enough.wait()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return "".join(pieces[:n])
+
+    return first_words
+
+
 async def first_words_aclose_in_finally(runner, user_id, session_id, text, n):
     pieces = []
     stream = runner.run_async(user_id=user_id, session_id=session_id, new_message=message(text),
@@ -231,7 +256,7 @@ async def first_words_aclose_in_finally(runner, user_id, session_id, text, n):
 
 
 @pytest.mark.parametrize("right", [make_first_words(), first_words_abort_signal, first_words_cancel_task,
-                                   first_words_aclose_in_finally])
+                                   first_words_aclose_in_finally, cancel_while_busy(closing=True)])
 async def test_first_words_right_answers_pass(runner, emulator, capsys, right):
     await nb03.check_first_words(right, runner, emulator)
     out = capsys.readouterr().out
@@ -263,6 +288,7 @@ async def first_words_joined_with_spaces(runner, user_id, session_id, text, n):
 @pytest.mark.parametrize(("wrong", "message"), [
     (make_first_words(mode="break"), "still open"),
     (make_first_words(mode="read_all"), "not stopped early"),
+    (cancel_while_busy(closing=False), "still open"),
     (make_first_words(extra=1), "6 pieces, not 5"),
     (first_words_without_sse, "no streaming_mode"),
     (first_words_joined_with_spaces, "expected"),

@@ -210,10 +210,12 @@ def diagnose_first_words(returned, pieces: list[str] | None, n: int, closed: boo
         return ("first_words never called runner.run_async.",
                 "Stream with runner.run_async(...) and stop it early; runner.run() blocks the event loop.")
     if not closed:
-        return ("When first_words returned, the run_async generator was still open: whatever else "
-                "holds it (here, the check) keeps the model request streaming to the end.",
-                "A bare break leaves closing to the garbage collector. Wrap the generator: "
-                "async with contextlib.aclosing(runner.run_async(...)) as events: async for event in events: ...")
+        return ("When first_words returned, the run_async generator was still open: leaving the loop "
+                "(a break, a return, or a task cancelled while busy outside the generator) does not "
+                "close it, and whatever else holds it (here, the check) keeps the model request "
+                "streaming to the end.",
+                "Close it explicitly: async with contextlib.aclosing(runner.run_async(...)) as events: "
+                "async for event in events: ... (inside the task, if you cancel one).")
     if stored_answer or outcome == "completed":
         return ("The whole answer was streamed and stored in the session: the stream was not stopped early.",
                 "Break out of the async for loop once you have n pieces, inside "
