@@ -260,7 +260,7 @@ async def first_words_aclose_in_finally(runner, user_id, session_id, text, n):
 async def test_first_words_right_answers_pass(runner, emulator, capsys, right):
     await nb03.check_first_words(right, runner, emulator)
     out = capsys.readouterr().out
-    assert "✅" in out and "client_closed" in out
+    assert "✅" in out and "closed the stream at once" in out
 
 
 async def first_words_without_sse(runner, user_id, session_id, text, n):
@@ -309,7 +309,9 @@ async def test_first_words_with_a_real_model_still_checks_the_close(runner, caps
 def test_diagnose_first_words_reports_an_emulator_outcome():
     what, _ = nb03.diagnose_first_words("a b ", ["a ", "b ", "c "], 2, closed=True, stored_answer=False,
                                         outcome="running")
-    assert "'running'" in what
+    assert "still streaming" in what
+    assert nb03.diagnose_first_words("a b ", ["a ", "b ", "c "], 2, closed=True, stored_answer=False,
+                                     outcome="completed") is None, "its last chunks were already sent"
 
 
 # -- Unfinished exercises ----------------------------------------------------------------------
