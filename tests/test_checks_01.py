@@ -1,5 +1,6 @@
 """The check cells of notebook 01 pass right answers and explain typical wrong ones."""
 
+import asyncio
 import time
 
 import pytest
@@ -77,8 +78,8 @@ def test_unfinished_make_run_config_raises_not_implemented():
 @pytest.fixture
 def runner_and_sessions(emulator):
     # Paced, so that first text and final answer are measurably apart in SSE mode, whatever the
-    # chunk size (about 0.1 s against 0.1 s plus a few chunk intervals at least).
-    emulator.set_pacing(first_token_s=0.1, chunk_s=0.01)
+    # chunk size (the first text after 0.1 s, the final event some chunk intervals later).
+    emulator.set_pacing(first_token_s=0.1, chunk_s=0.03)
     sessions = InMemorySessionService()
     runner = Runner(app_name="workshop", agent=Agent(name="a", model="gemini-3.5-flash"), session_service=sessions)
     return runner, sessions
@@ -121,16 +122,26 @@ async def from_arrivals(runner, user_id, session_id, text, run_config):
     }
 
 
-@pytest.mark.parametrize("right", [make(), from_arrivals])
+async def slow_consumer(runner, user_id, session_id, text, run_config):
+    """Right, on a machine so busy that every event waits: judged against its own run, it passes."""
+    message = types.Content(role="user", parts=[types.Part(text=text)])
+    start = time.perf_counter()
+    events, first, final = 0, None, None
+    async for event in runner.run_async(user_id=user_id, session_id=session_id, new_message=message,
+                                        run_config=run_config):
+        now = time.perf_counter() - start
+        events += 1
+        first = now if first is None and nb01.has_text(event) else first
+        final = now if event.is_final_response() else final
+        await asyncio.sleep(0.02)  # the rest of the loop's work, or a loaded machine
+    return {"events": events, "time_to_first_text": first, "time_to_final": final}
+
+
+@pytest.mark.parametrize("right", [make(), from_arrivals, slow_consumer])
 async def test_right_measures_pass(runner_and_sessions, capsys, right):
-    await nb01.check_measure(right, *runner_and_sessions, offline=True)
+    await nb01.check_measure(right, *runner_and_sessions)
     out = capsys.readouterr().out
     assert "✅ SSE:" in out
-
-
-async def test_right_measure_passes_online_rules(runner_and_sessions, capsys):
-    await nb01.check_measure(make(), *runner_and_sessions, offline=False)
-    assert "✅" in capsys.readouterr().out
 
 
 async def forgets_run_config(runner, user_id, session_id, text, run_config):
@@ -175,12 +186,9 @@ async def restarts_the_clock(runner, user_id, session_id, text, run_config):
     (always_streams, "did not reach runner.run_async"),
     (restarts_the_clock, "clock was restarted"),
 ])
-@pytest.mark.parametrize("offline", [True, False])
-async def test_wrong_measures_are_explained(runner_and_sessions, capsys, wrong, message, offline):
-    if message == "Count every event" and not offline:
-        pytest.skip("with a real model the number of events varies: not compared")
+async def test_wrong_measures_are_explained(runner_and_sessions, capsys, wrong, message):
     with pytest.raises(CheckFailed, match=message):
-        await nb01.check_measure(wrong, *runner_and_sessions, offline=offline)
+        await nb01.check_measure(wrong, *runner_and_sessions)
     assert "Hint:" in capsys.readouterr().out
 
 
@@ -189,4 +197,4 @@ async def test_unfinished_measure_raises_not_implemented(runner_and_sessions):
         raise NotImplementedError("Exercise 1.2: count the events and time the first text and the final answer")
 
     with pytest.raises(NotImplementedError):
-        await nb01.check_measure(stub, *runner_and_sessions, offline=True)
+        await nb01.check_measure(stub, *runner_and_sessions)

@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import time
 import weakref
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from google.adk.agents.run_config import RunConfig, StreamingMode
@@ -33,6 +34,8 @@ class RunCall:
     abort_signal: asyncio.Event | None
     _generator: Any  # the generator itself (held) or a weak reference to it
     finished_before: int = 0  # how many runs recorded earlier had already ended at this call
+    # With runs_observed(timed=True): (seconds since the call, event) as each event was handed over.
+    arrivals: list = field(default_factory=list)
 
     @property
     def generator(self):
@@ -50,13 +53,24 @@ def _text(message) -> str:
     return "".join(p.text for p in parts if getattr(p, "text", None))
 
 
+async def _timed(generator, run: RunCall, called_at: float):
+    """The same events, each noted with the time it is handed to the caller."""
+    async with contextlib.aclosing(generator):
+        async for event in generator:
+            run.arrivals.append((time.perf_counter() - called_at, event))
+            yield event
+
+
 @contextlib.contextmanager
-def runs_observed(hold: bool = False) -> Iterator[list[RunCall]]:
+def runs_observed(hold: bool = False, timed: bool = False) -> Iterator[list[RunCall]]:
     """Record every ``Runner.run_async`` call made in the block, by any runner, on any thread.
 
     ``hold=True`` keeps a reference to each generator, as a web framework or a list of open
     streams would: then only an explicit close (``contextlib.aclosing``) ends a stream early, and
     the caller must ``aclose()`` them when done.
+
+    ``timed=True`` hands the caller a thin wrapper that notes when each event was handed over
+    (``RunCall.arrivals``): the truth a learner's own timing of the same run is compared with.
     """
     from google.adk.runners import Runner
 
@@ -65,12 +79,16 @@ def runs_observed(hold: bool = False) -> Iterator[list[RunCall]]:
 
     @functools.wraps(original)
     def recording(self, *args, **kwargs):
+        called_at = time.perf_counter()
         generator = original(self, *args, **kwargs)
         finished = sum(run.generator is None or run.generator.ag_frame is None for run in calls)
-        calls.append(RunCall(self, kwargs.get("user_id"), kwargs.get("session_id"),
-                             _text(kwargs.get("new_message")), kwargs.get("run_config") or RunConfig(),
-                             kwargs.get("abort_signal"),
-                             generator if hold else weakref.ref(generator), finished))
+        run = RunCall(self, kwargs.get("user_id"), kwargs.get("session_id"),
+                      _text(kwargs.get("new_message")), kwargs.get("run_config") or RunConfig(),
+                      kwargs.get("abort_signal"), None, finished)
+        calls.append(run)
+        if timed:
+            generator = _timed(generator, run, called_at)
+        run._generator = generator if hold else weakref.ref(generator)
         return generator
 
     Runner.run_async = recording
