@@ -17,8 +17,8 @@ The contract (later lessons, the browser page and the tests rely on it):
 - ``POST /api/sessions/{session_id}/messages`` with ``{"text": "..."}``: 200
   ``text/event-stream``; one frame per ADK event (``id:`` 1, 2, ..., ``data:`` the event as
   ADK's ``/run_sse`` sends it: camelCase, no nulls, credential secrets and ADK's internal
-  metadata removed, ``redaction.event_json``, by ``streaming.event_frame``, the one place where
-  an event becomes a ``replay.Frame``), then exactly one terminal frame:
+  metadata removed, ``redaction.event_json``, by ``streaming.event_frame``, the one place
+  where an event becomes a ``replay.Frame``), then exactly one terminal frame:
   ``event: done`` (success, ``{"events": n}``), ``event: error`` with
   ``{"error": {"code", "message"}}`` (codes: ``errors.STREAM_ERRORS`` and
   ``turns.TURN_ERRORS``), or ``event: cancelled`` with ``{"reason": "cancel_requested" |
@@ -46,8 +46,9 @@ The contract (later lessons, the browser page and the tests rely on it):
   key reads that message's turn from its first frame instead of starting a second one (unless
   it failed before the first byte: then it is a new attempt).
 - ``GET /api/sessions/{session_id}/events``: ``{"events": [...], "running": bool}``, the
-  session's persisted events (as the stream serializes them, credentials redacted as in
-  ADK's own session route) and whether a turn is running; what a reloaded page draws again.
+  session's persisted events as the model sees them (rewound messages left out; serialized as
+  the stream does, credentials redacted as in ADK's own session route) and whether a turn is
+  running; what a reloaded page draws again.
 - ``POST /api/sessions/{session_id}/cancel``: stops the running turn (ADK's
   ``abort_signal``; the model request is closed), answers ``{"cancelled": true}`` once it
   has stopped (``false`` if no turn was running); the stream ends with ``event: cancelled``.

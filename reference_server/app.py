@@ -31,10 +31,11 @@ from google.adk.sessions.base_session_service import GetSessionConfig
 from google.genai import types
 
 from .agent import build_agent, model_name
-from .auth import TOKENS_ENV, make_current_user, parse_tokens
+from .auth import TOKENS_ENV, JwtVerifier, make_current_user, parse_tokens
 from .errors import STREAM_ERRORS, api_error, error_body, install_error_handlers
 from .messages import MAX_BODY_BYTES, MessageIn, read_message
 from .model_responses import model_client_kwargs
+from .observability import Observability
 from .production import (
     DEFAULT_FIRST_EVENT_WAIT_S,
     DEFAULT_REPLAY_TTL_S,
@@ -114,6 +115,10 @@ class Settings:
     retry_options: types.HttpRetryOptions | None = field(default_factory=default_retry_options)
     cors_origins: tuple[str, ...] = ()
     replay_store: ReplayStore | None = None  # None: InMemoryReplayStore(replay_ttl_s)
+    # Operators (observability.py): metrics on /metrics when set; spans always.
+    observability: Observability = field(default_factory=Observability)
+    # JWTs from an identity provider, beside (or instead of) the static tokens (auth.py).
+    jwt: JwtVerifier | None = None
 
     def __post_init__(self) -> None:
         if self.session_service is None:  # the one default, however the settings were made
@@ -132,12 +137,16 @@ class Settings:
 
         if "session_service" not in overrides and "database_url" not in overrides:
             overrides["session_service"] = session_service_from_env(environ)
+        overrides.setdefault("observability", Observability.from_env(environ))
+        overrides.setdefault("jwt", JwtVerifier.from_env(environ))
         if "replay_store" not in overrides:  # WORKSHOP_REPLAY_STORE=database: shared by processes
             overrides["replay_store"] = replay_store_from_env(
                 environ, overrides.get("replay_ttl_s", DEFAULT_REPLAY_TTL_S))
         spec = environ.get(TOKENS_ENV, "").strip()
         if spec:
             return cls(tokens=parse_tokens(spec), **overrides)
+        if overrides["jwt"] is not None:  # JWTs only: no development token
+            return cls(tokens={}, **overrides)
         dev_token = secrets.token_urlsafe(24)
         return cls(tokens={dev_token: DEV_USER}, dev_token=dev_token, **overrides)
 
@@ -324,14 +333,24 @@ async def resume_stream(request: Request, session: OwnedSession, turns: Turns) -
 @router.get("/api/sessions/{session_id}/events")
 async def session_events(request: Request, session: OwnedSession, turns: Turns) -> dict:
     """The conversation so far, to draw it again (a reloaded page): the session's persisted
-    events (the user's messages and the model's whole responses, never partial ones; rewound
-    messages left out), and whether a turn is running (resume it with ``GET .../stream``,
-    ``Last-Event-ID: 0``)."""
+    events as the model sees them (the user's messages and the model's whole responses, never
+    partial ones, nor a message rewound after a failure), and whether a turn is running (resume
+    it with ``GET .../stream``, ``Last-Event-ID: 0``)."""
     settings: Settings = request.app.state.settings
-    full = await settings.session_service.get_session(
-        app_name=settings.app_name, user_id=session.user_id, session_id=session.id)
+    full = await settings.session_service.get_session(app_name=settings.app_name,
+                                                      user_id=session.user_id, session_id=session.id)
     return {"events": [history_event(e) for e in live_events(full.events if full else [])],
-            "running": await turns.busy(session.id)}
+            "running": await turns.is_running(session.id)}
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics (``WORKSHOP_METRICS=on``; 404 otherwise). Unauthenticated, like most
+    scrape targets: expose it on an internal port or block it at the proxy."""
+    observed = request.app.state.settings.observability.metrics
+    if observed is None:
+        raise api_error(404, "NOT_FOUND", "Metrics are off (WORKSHOP_METRICS=on turns them on).")
+    return Response(observed.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
 @router.post("/api/sessions/{session_id}/cancel")
@@ -356,7 +375,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     store = settings.replay_store  # `is None`, not `or`: an empty InMemoryReplayStore is falsy (len 0)
     if store is None:
         store = InMemoryReplayStore(ttl_s=settings.replay_ttl_s)
-    turns = TurnManager(runner, store, settings.run_config, grace_s=settings.resume_grace_s)
+    turns = TurnManager(runner, store, settings.run_config, grace_s=settings.resume_grace_s,
+                        observability=settings.observability)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -373,7 +393,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.runner = runner
     app.state.turns = turns
-    app.state.current_user = make_current_user(settings.tokens)
+    app.state.current_user = make_current_user(settings.tokens, settings.jwt)
     install_error_handlers(app)
     if settings.cors_origins:  # closed by default: no CORS header, so browsers block other origins
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),

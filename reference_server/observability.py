@@ -65,21 +65,25 @@ class TurnRecord:
     first: float | None = None
     frames: int = 0
 
-    def frame(self, kind: str, code: str | None = None, usage: Any = None) -> None:
-        now = time.monotonic()
+    def frame(self, kind: str, code: str | None = None) -> None:
+        """A frame was stored; a terminal one (not ``event``) ends the record."""
         self.frames += 1
         if self.first is None:
-            self.first = now
+            self.first = time.monotonic()
             if self.metrics:
-                self.metrics.ttfe.observe(now - self.started)
-            self.span.set_attribute("sse.time_to_first_event_ms", round((now - self.started) * 1000, 1))
-        if usage is not None and self.metrics:
-            for kind_name, attr in (("prompt", "prompt_token_count"), ("candidates", "candidates_token_count"),
-                                    ("thoughts", "thoughts_token_count")):
-                if count := getattr(usage, attr, None):
-                    self.metrics.tokens.labels(kind_name).inc(count)
+                self.metrics.ttfe.observe(self.first - self.started)
+            self.span.set_attribute("sse.time_to_first_event_ms",
+                                    round((self.first - self.started) * 1000, 1))
         if kind != "event":
             self.end(kind, code)
+
+    def usage(self, usage: Any) -> None:
+        """A final event's ``usage_metadata``: tokens by kind."""
+        if self.metrics:
+            for kind, attr in (("prompt", "prompt_token_count"), ("candidates", "candidates_token_count"),
+                               ("thoughts", "thoughts_token_count")):
+                if count := getattr(usage, attr, None):
+                    self.metrics.tokens.labels(kind).inc(count)
 
     def end(self, outcome: str, code: str | None) -> None:
         if self.metrics:
@@ -113,16 +117,14 @@ class Observability:
             span.set_attribute("sse.session_id", session_id)
             yield TurnRecord(self.metrics, span)
 
-    @contextlib.contextmanager
-    def stream(self) -> Iterator[None]:
-        """Around a response that streams frames to a client."""
+    def stream_opened(self) -> None:
+        """A response began streaming frames to a client (``stream_closed`` when it ends)."""
         if self.metrics:
             self.metrics.open_streams.inc()
-        try:
-            yield
-        finally:
-            if self.metrics:
-                self.metrics.open_streams.dec()
+
+    def stream_closed(self) -> None:
+        if self.metrics:
+            self.metrics.open_streams.dec()
 
 
 _configured = False

@@ -95,13 +95,13 @@ async def sse_frames(events: AsyncIterable[Event]) -> AsyncIterator[ServerSentEv
 
 
 def event_frame(event: Event, frame_id: int) -> Frame:
-    """The one place where an ADK event becomes a frame: serialized as ADK's ``/run_sse`` does
-    (``redaction.event_json``: camelCase, no nulls, credential secrets and ADK's internal
-    metadata removed), without ``error_message`` (ADK puts ``str(exception)`` there: internals,
-    not for clients); ADK's ``error_code`` becomes the frame's ``code``."""
+    """The one place where an ADK event becomes a frame: serialized as ADK's own ``/run_sse``
+    sends it (``redaction.event_json``: ADK's public view, credentials redacted; camelCase
+    aliases, no nulls), without ``error_message`` (ADK puts ``str(exception)``
+    there: internals, not for clients); ADK's ``error_code`` becomes the frame's ``code``."""
     if event.error_code:
         event = event.model_copy(update={"error_message": None})
-    return Frame(frame_id, EVENT, event_json(event), event.error_code)
+    return Frame(frame_id, EVENT, event_json(event), event.error_code)  # as ADK's /run_sse (redaction.py)
 
 
 def failure_frame(code: str, frame_id: int, message: str | None = None) -> Frame:

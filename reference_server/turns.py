@@ -50,6 +50,7 @@ from google.adk.runners import Runner
 from google.genai import types
 
 from .model_responses import closing_model_responses
+from .observability import Observability, TurnRecord
 from .replay import EVENT, Frame, ReplayStore, Tail, TurnState
 from .streaming import event_frames, failure_frame
 
@@ -131,6 +132,7 @@ class Turn:
     taken: asyncio.Event = field(default_factory=asyncio.Event)  # a follower sent frames of it
     task: asyncio.Task | None = None
     grace_task: asyncio.Task | None = None
+    record: TurnRecord | None = None  # what observability.py sees of it, while it runs
 
     @property
     def running(self) -> bool:
@@ -148,8 +150,9 @@ class TurnManager:
 
     def __init__(self, runner: Runner, store: ReplayStore, run_config: RunConfig, *,
                  grace_s: float = 30.0, abort_wait_s: float = 0.25,
-                 keepalive_s: float = KEEPALIVE_S) -> None:
+                 keepalive_s: float = KEEPALIVE_S, observability: Observability | None = None) -> None:
         self.runner = runner
+        self.observability = observability or Observability()  # metrics off, spans on
         self.store = store
         self.run_config = run_config
         self.grace_s = grace_s
@@ -161,6 +164,12 @@ class TurnManager:
     def running(self, session_id: str) -> Turn | None:
         turn = self.turns.get(session_id)
         return turn if turn is not None and turn.running else None
+
+    async def is_running(self, session_id: str) -> bool:
+        """A turn of the session is running, here or (shared store) on a process that is alive."""
+        if self.running(session_id) is not None:
+            return True
+        return self.store.shared and _owner_alive(await self.store.turn_state(session_id))
 
     async def start(self, user_id: str, session_id: str, text: str,
                     key: str | None = None) -> Turn | None:
@@ -177,14 +186,10 @@ class TurnManager:
                                     run_config=self.run_config, abort_signal=turn.abort)
         # The grace period starts when the last client detaches (``follow``), not here: the
         # request that started the turn follows it as soon as the stream opens.
-        turn.task = asyncio.create_task(self._produce(turn, run), name=f"turn-{turn.turn_id}")
+        turn.task = asyncio.create_task(self._observed(turn, run), name=f"turn-{turn.turn_id}")
         if self.store.shared and (self._watcher is None or self._watcher.done()):
             self._watcher = asyncio.create_task(self._watch(), name="turn-watcher")
         return turn
-
-    async def busy(self, session_id: str) -> bool:
-        """A turn of the session is running, here or (shared store) on a live process."""
-        return self.running(session_id) is not None or _owner_alive(await self.store.turn_state(session_id))
 
     async def cancel_elsewhere(self, session_id: str, timeout_s: float = 5.0) -> bool:
         """Shared store: ask the process running the session's turn to cancel it and wait (at
@@ -220,6 +225,11 @@ class TurnManager:
                 last_beat = loop.time() if beat else last_beat
             await asyncio.sleep(WATCH_S)
 
+    async def _observed(self, turn: Turn, run) -> None:
+        """The turn inside its span (ADK's own spans nest in it) and its metrics."""
+        with self.observability.turn(turn.turn_id, turn.session_id) as turn.record:
+            await self._produce(turn, run)
+
     async def _produce(self, turn: Turn, run) -> None:
         """Run the turn, appending its frames to the store. ADK is iterated right here: this
         task is the turn's own (no request's cancel scope reaches it), so ADK's cleanup on a
@@ -237,6 +247,8 @@ class TurnManager:
                     if event.error_code == LIMIT_EXCEEDED:
                         limit_hit = True  # reported as TOO_MANY_MODEL_CALLS, not INTERNAL
                         return
+                    if event.usage_metadata is not None and not event.partial:
+                        turn.record.usage(event.usage_metadata)
                     yield event
             except LlmCallsLimitExceededError:  # RunConfig.max_llm_calls: a limit, not a crash
                 limit_hit = True
@@ -246,6 +258,7 @@ class TurnManager:
             if frame.terminal and not turn.content_started and frame.code in NOT_STARTED:
                 await self._rewind(turn)  # before the end: no new turn can start meanwhile
             await self.store.append(turn.session_id, turn.turn_id, frame)
+            turn.record.frame(frame.kind, frame.code)
             next_id = frame.id + 1
             if frame.kind == EVENT and frame.code is None:
                 turn.content_started = True
@@ -385,6 +398,7 @@ class TurnManager:
         loop = asyncio.get_running_loop()
         keepalive_s = self.keepalive_s
         elsewhere = turn is None and self.store.shared  # the turn may run on another process
+        self.observability.stream_opened()
         try:
             turn_id = None
             last_write = loop.time()
@@ -413,6 +427,7 @@ class TurnManager:
                 await self.store.wait(session_id, after,
                                       min(poll_s, max(0.0, last_write + keepalive_s - loop.time())))
         finally:
+            self.observability.stream_closed()
             if turn is not None:
                 turn.attached -= 1
                 # A turn whose terminal frame is written has nothing left to abandon: no timer.

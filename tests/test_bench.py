@@ -44,7 +44,7 @@ async def test_quick_run_measures_every_configuration(tmp_path):
                 assert data["configs"][config]["1"]["ttfe_ms"]["median"] >= data["first_token_s"] * 1000
                 # and it is not held back: a server socket without TCP_NODELAY (Nagle against the
                 # client's delayed ACK) would add about 40 ms to every chunk
-                assert data["configs"][config]["1"]["latency_ms"]["median"] < 20, config
+                assert data["configs"][config]["1"]["latency_ms"]["median"] < 30, config  # Nagle: 40+
     for config in CONFIGS:
         assert results["memory"][config]["still_open"] == QUICK.memory_streams
         assert results["memory"][config]["traced_kib_per_stream"] > 0

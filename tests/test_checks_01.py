@@ -1,5 +1,6 @@
 """The check cells of notebook 01 pass right answers and explain typical wrong ones."""
 
+import asyncio
 import time
 
 import pytest
@@ -27,6 +28,27 @@ def test_string_sse_is_also_right(capsys):
     assert "✅" in capsys.readouterr().out
 
 
+BASE = RunConfig(streaming_mode=StreamingMode.SSE)
+
+
+def copies_a_base_config(max_llm_calls):
+    return BASE.model_copy(update={"max_llm_calls": max_llm_calls})
+
+
+def test_a_copied_base_config_is_also_right(capsys):
+    nb01.check_make_run_config(copies_a_base_config)
+    assert "✅" in capsys.readouterr().out
+    assert BASE.max_llm_calls == 500
+
+
+SHARED = RunConfig(streaming_mode=StreamingMode.SSE)
+
+
+def mutates_one_shared_config(max_llm_calls):
+    SHARED.max_llm_calls = max_llm_calls
+    return SHARED
+
+
 @pytest.mark.parametrize(("wrong", "message"), [
     (lambda n: RunConfig(max_llm_calls=n), "StreamingMode.NONE"),
     (lambda n: RunConfig(streaming_mode=StreamingMode.NONE, max_llm_calls=n), "the default"),
@@ -36,6 +58,7 @@ def test_string_sse_is_also_right(capsys):
     (lambda n: RunConfig(streaming_mode=StreamingMode.SSE, max_llm_calls=3), "not 40"),
     (lambda n: RunConfig(streaming_mode=StreamingMode.SSE, max_calls=n), "no field 'max_calls'"),
     (lambda n: {"streaming_mode": StreamingMode.SSE, "max_llm_calls": n}, "not a RunConfig"),
+    (mutates_one_shared_config, "one shared object"),
 ])
 def test_wrong_run_configs_are_explained(capsys, wrong, message):
     with pytest.raises(CheckFailed, match=message):
@@ -54,8 +77,9 @@ def test_unfinished_make_run_config_raises_not_implemented():
 # -- Exercise 1.2: measure --------------------------------------------------------------------
 @pytest.fixture
 def runner_and_sessions(emulator):
-    # Paced, so that first text and final answer are measurably apart (SSE: about 0.1 s vs 0.3 s).
-    emulator.set_pacing(first_token_s=0.1, chunk_s=0.01, words_per_chunk=1)
+    # Paced, so that first text and final answer are measurably apart in SSE mode, whatever the
+    # chunk size (the first text after 0.1 s, the final event some chunk intervals later).
+    emulator.set_pacing(first_token_s=0.1, chunk_s=0.03)
     sessions = InMemorySessionService()
     runner = Runner(app_name="workshop", agent=Agent(name="a", model="gemini-3.5-flash"), session_service=sessions)
     return runner, sessions
@@ -83,15 +107,73 @@ def make(first_text_at="first", count="all", unit=1.0, clock="relative", keys=nb
     return measure
 
 
-async def test_right_measure_passes(runner_and_sessions, capsys):
-    await nb01.check_measure(make(), *runner_and_sessions, offline=True)
+async def from_arrivals(runner, user_id, session_id, text, run_config):
+    """Another style: note each arrival, then compute; time.monotonic is a clock too."""
+    message = types.Content(role="user", parts=[types.Part(text=text)])
+    arrivals = []
+    start = time.monotonic()
+    stream = runner.run_async(user_id=user_id, session_id=session_id, new_message=message, run_config=run_config)
+    async for event in stream:
+        arrivals.append((time.monotonic() - start, event))
+    return {
+        "events": len(arrivals),
+        "time_to_first_text": next(t for t, e in arrivals if nb01.has_text(e)),
+        "time_to_final": next(t for t, e in arrivals if e.is_final_response()),
+    }
+
+
+async def slow_consumer(runner, user_id, session_id, text, run_config):
+    """Right, on a machine so busy that every event waits: judged against its own run, it passes."""
+    message = types.Content(role="user", parts=[types.Part(text=text)])
+    start = time.perf_counter()
+    events, first, final = 0, None, None
+    async for event in runner.run_async(user_id=user_id, session_id=session_id, new_message=message,
+                                        run_config=run_config):
+        now = time.perf_counter() - start
+        events += 1
+        first = now if first is None and nb01.has_text(event) else first
+        final = now if event.is_final_response() else final
+        await asyncio.sleep(0.02)  # the rest of the loop's work, or a loaded machine
+    return {"events": events, "time_to_first_text": first, "time_to_final": final}
+
+
+@pytest.mark.parametrize("right", [make(), from_arrivals, slow_consumer])
+async def test_right_measures_pass(runner_and_sessions, capsys, right):
+    await nb01.check_measure(right, *runner_and_sessions)
     out = capsys.readouterr().out
     assert "✅ SSE:" in out
 
 
-async def test_right_measure_passes_online_rules(runner_and_sessions, capsys):
-    await nb01.check_measure(make(), *runner_and_sessions, offline=False)
-    assert "✅" in capsys.readouterr().out
+async def forgets_run_config(runner, user_id, session_id, text, run_config):
+    message = types.Content(role="user", parts=[types.Part(text=text)])
+    start = time.perf_counter()
+    events, first, final = 0, None, None
+    async for event in runner.run_async(user_id=user_id, session_id=session_id, new_message=message):
+        events += 1
+        if first is None and nb01.has_text(event):
+            first = time.perf_counter() - start
+        if event.is_final_response():
+            final = time.perf_counter() - start
+    return {"events": events, "time_to_first_text": first, "time_to_final": final}
+
+
+async def always_streams(runner, user_id, session_id, text, run_config):
+    """Ignores the run_config it is given and builds its own."""
+    return await make()(runner, user_id, session_id, text, RunConfig(streaming_mode=StreamingMode.SSE))
+
+
+async def restarts_the_clock(runner, user_id, session_id, text, run_config):
+    message = types.Content(role="user", parts=[types.Part(text=text)])
+    events, first, final = 0, None, None
+    async for event in runner.run_async(user_id=user_id, session_id=session_id, new_message=message,
+                                        run_config=run_config):
+        start = time.perf_counter()
+        events += 1
+        if first is None and nb01.has_text(event):
+            first = time.perf_counter() - start
+        if event.is_final_response():
+            final = time.perf_counter() - start
+    return {"events": events, "time_to_first_text": first, "time_to_final": final}
 
 
 @pytest.mark.parametrize(("wrong", "message"), [
@@ -100,10 +182,13 @@ async def test_right_measure_passes_online_rules(runner_and_sessions, capsys):
     (make(unit=1000.0), "milliseconds"),
     (make(clock="absolute"), "a clock reading"),
     (make(keys=("n", "first", "final")), "has no 'events'"),
+    (forgets_run_config, "no streaming_mode"),
+    (always_streams, "did not reach runner.run_async"),
+    (restarts_the_clock, "clock was restarted"),
 ])
 async def test_wrong_measures_are_explained(runner_and_sessions, capsys, wrong, message):
     with pytest.raises(CheckFailed, match=message):
-        await nb01.check_measure(wrong, *runner_and_sessions, offline=True)
+        await nb01.check_measure(wrong, *runner_and_sessions)
     assert "Hint:" in capsys.readouterr().out
 
 
@@ -112,4 +197,4 @@ async def test_unfinished_measure_raises_not_implemented(runner_and_sessions):
         raise NotImplementedError("Exercise 1.2: count the events and time the first text and the final answer")
 
     with pytest.raises(NotImplementedError):
-        await nb01.check_measure(stub, *runner_and_sessions, offline=True)
+        await nb01.check_measure(stub, *runner_and_sessions)

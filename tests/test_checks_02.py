@@ -33,6 +33,21 @@ def right_typewriter(events):
     return "".join(answer)
 
 
+def by_event_id(events):
+    """Another style: the aggregate carries the id of the partial events it repeats."""
+    streamed_ids, answer = set(), ""
+    for event in events:
+        if event.partial:
+            streamed_ids.add(event.id)
+        elif event.id in streamed_ids:
+            continue
+        text = "".join(p.text for p in parts_of(event) if p.text and not p.thought)
+        if text:
+            print(text, end="", flush=True)
+            answer += text
+    return answer
+
+
 def prints_every_event(events):  # the seed's loop
     answer = []
     for event in events:
@@ -113,12 +128,22 @@ async def test_recorded_runs_have_the_shapes_the_check_relies_on(recorded):
     assert recorded["no_final_text"][-1].content is None
     assert len(no_sse) == 1 and parts_of(no_sse[0])[0].thought and nb02.texts(no_sse[0])  # [thought, text...]
     assert any(p.function_response for e in tool for p in parts_of(e))
-    assert nb02.persisted_answer(sse) == nb02.streamed_answer(sse) == "1, 2, 3, 4, 5."
+    answer = nb02.persisted_answer(sse)
+    assert answer == nb02.streamed_answer(sse) and answer.startswith("1, 2, 3") and answer.endswith("60.")
 
 
-async def test_right_typewriter_passes(recorded, capsys):
-    await nb02.check_typewriter(right_typewriter, recorded)
-    assert "✅" in capsys.readouterr().out
+@pytest.mark.parametrize("right", [right_typewriter, by_event_id])
+async def test_right_typewriters_pass(recorded, capsys, right):
+    await nb02.check_typewriter(right, recorded)
+    assert capsys.readouterr().out.startswith("✅")
+
+
+async def test_a_failure_shows_what_the_typewriter_printed(recorded, capsys):
+    with pytest.raises(CheckFailed, match="came out twice"):
+        await nb02.check_typewriter(prints_every_event, recorded)
+    out = capsys.readouterr().out
+    printed, verdict = out.split("❌")
+    assert printed.startswith("Your code printed:") and printed.count("59, 60.") == 2
 
 
 async def test_check_records_its_own_runs(emulator, capsys):
@@ -154,7 +179,8 @@ async def test_unfinished_typewriter_raises_not_implemented(recorded):
 MODEL = "gemini-3.5-flash"
 
 
-def make_verification(create="await", collect="final", app_name="test", own_service=False):
+def make_verification(create="await", collect="final", app_name="test", own_service=False, config=SSE,
+                      prompt="Hello"):
     async def fixed_verification(session_service, session_id="s1"):
         if own_service:
             from google.adk.sessions import InMemorySessionService
@@ -168,14 +194,16 @@ def make_verification(create="await", collect="final", app_name="test", own_serv
             session_service.create_session(app_name=app_name, user_id="u1", session_id=session_id).close()
         runner = Runner(app_name=app_name, agent=agent, session_service=session_service,
                         auto_create_session=create == "auto")
-        msg = types.Content(role="user", parts=[types.Part(text="Hello")])
+        msg = types.Content(role="user", parts=[types.Part(text=prompt)])
         pieces = []
-        for event in runner.run(user_id="u1", session_id=session_id, new_message=msg, run_config=SSE):
+        for event in runner.run(user_id="u1", session_id=session_id, new_message=msg, run_config=config):
             text = "".join(p.text for p in parts_of(event) if p.text and not p.thought)
             if text and (collect == "both" or (collect == "final") == (not event.partial)):
                 pieces.append(text)
         if collect == "last":
             return pieces[-1]
+        if collect == "list":
+            return pieces
         return "".join(pieces)
 
     return fixed_verification
@@ -196,6 +224,10 @@ async def test_right_verifications_pass(emulator, capsys, create, collect):
     (make_verification(collect="last"), "only the last piece"),
     (make_verification(app_name="my-app"), "There is no session"),
     (make_verification(own_service=True), "There is no session"),
+    (make_verification(config=RunConfig(response_modalities=["TEXT"])), "no streaming_mode"),
+    (make_verification(collect="partial", config=RunConfig()), "no streaming_mode"),
+    (make_verification(collect="list"), "not a string"),
+    (make_verification(prompt="Hi"), "does not hold the user message 'Hello'"),
 ])
 async def test_wrong_verifications_are_explained(emulator, capsys, wrong, message):
     with pytest.raises(CheckFailed, match=message):

@@ -68,6 +68,18 @@ async def run_many_sequential(runner, prompts):
     return [await ask(runner, await new_session(runner), p) for p in prompts]
 
 
+async def run_many_streams_first(runner, prompts):
+    """Creates every generator first, then reads them one by one: the model calls are sequential."""
+    streams = [runner.run_async(user_id=USER, session_id=await new_session(runner), new_message=message(p),
+                                run_config=SSE) for p in prompts]
+    answers = []
+    for stream in streams:
+        async for event in stream:
+            if event.is_final_response():
+                answers.append(event.content.parts[0].text)
+    return answers
+
+
 async def run_many_as_completed(runner, prompts):
     async def one(text):
         return await ask(runner, await new_session(runner), text)
@@ -82,6 +94,31 @@ async def run_many_tasks(runner, prompts):
     tasks = [asyncio.create_task(one(p)) for p in prompts]
     await asyncio.gather(*tasks)
     return tasks
+
+
+async def run_many_without_sse(runner, prompts):
+    async def one(text):
+        answer = ""
+        async for event in runner.run_async(user_id=USER, session_id=await new_session(runner),
+                                            new_message=message(text)):
+            if event.is_final_response():
+                answer = event.content.parts[0].text
+        return answer
+
+    return list(await asyncio.gather(*(one(p) for p in prompts)))
+
+
+async def run_many_one_session(runner, prompts):
+    session_id = await new_session(runner)  # created once, outside the coroutines
+    return list(await asyncio.gather(*(ask(runner, session_id, p) for p in prompts)))
+
+
+async def run_many_skips_one(runner, prompts):
+    async def one(text):
+        return await ask(runner, await new_session(runner), text)
+
+    answers = list(await asyncio.gather(*(one(p) for p in prompts[:-1])))  # off by one
+    return [*answers, ""]
 
 
 async def run_many_twice(runner, prompts):
@@ -99,9 +136,13 @@ async def test_run_many_right_answers_pass(runner, emulator, capsys, right):
 
 @pytest.mark.parametrize(("wrong", "message"), [
     (run_many_sequential, "one after another"),
+    (run_many_streams_first, "each model request started only after the previous one"),
     (run_many_as_completed, "wrong order"),
     (run_many_tasks, "is a Task"),
     (run_many_twice, "twice"),
+    (run_many_without_sse, "no streaming_mode"),
+    (run_many_one_session, "sent to the same session"),
+    (run_many_skips_one, "No run was started for 'Count to 4'"),
 ])
 async def test_run_many_wrong_answers_are_explained(runner, emulator, capsys, wrong, message):
     with pytest.raises(CheckFailed, match=message):
@@ -115,13 +156,8 @@ async def test_run_many_with_a_real_model_compares_keywords(runner, capsys):
     assert "✅" in capsys.readouterr().out
     with pytest.raises(CheckFailed, match="mention"):
         await nb03.check_run_many(run_many_as_completed, runner, emulator=None)
-
-
-def test_diagnose_run_many_shared_session():
-    expected = ["1, 2.", "Paris.", "Tokyo.", "1, 2, 3, 4."]
-    returned = ["1, 2.", "1, 2. Paris.", "Tokyo.", "1, 2, 3, 4."]
-    what, hint = nb03.diagnose_run_many(returned, expected)
-    assert "shared a session" in what and "new session" in hint
+    with pytest.raises(CheckFailed, match="started only after an earlier run had ended"):
+        await nb03.check_run_many(run_many_sequential, runner, emulator=None)
 
 
 # -- Exercise 3.2 ------------------------------------------------------------------------------
@@ -143,16 +179,119 @@ def make_first_words(mode="aclosing", extra=0):
     return first_words
 
 
-async def test_first_words_right_answer_passes(runner, emulator, capsys):
-    await nb03.check_first_words(make_first_words(), runner, emulator)
+def pieces_of(event):
+    if event.partial and event.content and event.content.parts:
+        return [p.text for p in event.content.parts if p.text and not p.thought]
+    return []
+
+
+async def first_words_abort_signal(runner, user_id, session_id, text, n):
+    """Stops with abort_signal (taught in lesson 03): ADK ends the run and stores INVOCATION_ABORTED."""
+    abort, pieces = asyncio.Event(), []
+    async for event in runner.run_async(user_id=user_id, session_id=session_id, new_message=message(text),
+                                        run_config=SSE, abort_signal=abort):
+        if not abort.is_set():
+            pieces += pieces_of(event)
+        if len(pieces) >= n:
+            abort.set()
+    return "".join(pieces[:n])
+
+
+async def first_words_cancel_task(runner, user_id, session_id, text, n):
+    """Streams in a task and cancels it once it has n pieces."""
+    pieces, enough = [], asyncio.Event()
+
+    async def consume():
+        async for event in runner.run_async(user_id=user_id, session_id=session_id,
+                                            new_message=message(text), run_config=SSE):
+            pieces.extend(pieces_of(event))
+            if len(pieces) >= n:
+                enough.set()
+
+    task = asyncio.create_task(consume())
+    await enough.wait()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return "".join(pieces[:n])
+
+
+def cancel_while_busy(closing):
+    """Streams in a task that is busy after each event (writing to a slow client) when cancelled."""
+    async def first_words(runner, user_id, session_id, text, n):
+        pieces, enough = [], asyncio.Event()
+
+        async def consume():
+            stream = runner.run_async(user_id=user_id, session_id=session_id, new_message=message(text),
+                                      run_config=SSE)
+            async with (contextlib.aclosing(stream) if closing else contextlib.nullcontext(stream)) as events:
+                async for event in events:
+                    pieces.extend(pieces_of(event))
+                    if len(pieces) >= n:
+                        enough.set()
+                    await asyncio.sleep(0.05)  # the cancel lands here, outside the generator
+
+        task = asyncio.create_task(consume())
+        await enough.wait()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return "".join(pieces[:n])
+
+    return first_words
+
+
+async def first_words_aclose_in_finally(runner, user_id, session_id, text, n):
+    pieces = []
+    stream = runner.run_async(user_id=user_id, session_id=session_id, new_message=message(text),
+                              run_config=SSE)
+    try:
+        async for event in stream:
+            pieces += pieces_of(event)
+            if len(pieces) >= n:
+                return "".join(pieces[:n])
+    finally:
+        await stream.aclose()
+    return "".join(pieces)
+
+
+@pytest.mark.parametrize("right", [make_first_words(), first_words_abort_signal, first_words_cancel_task,
+                                   first_words_aclose_in_finally, cancel_while_busy(closing=True)])
+async def test_first_words_right_answers_pass(runner, emulator, capsys, right):
+    await nb03.check_first_words(right, runner, emulator)
     out = capsys.readouterr().out
-    assert "✅" in out and "client_closed" in out
+    assert "✅" in out and "closed the stream at once" in out
+
+
+async def first_words_without_sse(runner, user_id, session_id, text, n):
+    pieces = []
+    async with contextlib.aclosing(runner.run_async(user_id=user_id, session_id=session_id,
+                                                    new_message=message(text))) as events:
+        async for event in events:
+            pieces += pieces_of(event)
+            if len(pieces) >= n:
+                break
+    return "".join(pieces[:n])
+
+
+async def first_words_joined_with_spaces(runner, user_id, session_id, text, n):
+    pieces = []
+    async with contextlib.aclosing(runner.run_async(user_id=user_id, session_id=session_id,
+                                                    new_message=message(text), run_config=SSE)) as events:
+        async for event in events:
+            pieces += pieces_of(event)
+            if len(pieces) >= n:
+                break
+    return " ".join(piece.strip() for piece in pieces[:n])
 
 
 @pytest.mark.parametrize(("wrong", "message"), [
     (make_first_words(mode="break"), "still open"),
     (make_first_words(mode="read_all"), "not stopped early"),
+    (cancel_while_busy(closing=False), "still open"),
     (make_first_words(extra=1), "6 pieces, not 5"),
+    (first_words_without_sse, "no streaming_mode"),
+    (first_words_joined_with_spaces, "expected"),
 ])
 async def test_first_words_wrong_answers_are_explained(runner, emulator, capsys, wrong, message):
     with pytest.raises(CheckFailed, match=message):
@@ -170,7 +309,9 @@ async def test_first_words_with_a_real_model_still_checks_the_close(runner, caps
 def test_diagnose_first_words_reports_an_emulator_outcome():
     what, _ = nb03.diagnose_first_words("a b ", ["a ", "b ", "c "], 2, closed=True, stored_answer=False,
                                         outcome="running")
-    assert "'running'" in what
+    assert "still streaming" in what
+    assert nb03.diagnose_first_words("a b ", ["a ", "b ", "c "], 2, closed=True, stored_answer=False,
+                                     outcome="completed") is None, "its last chunks were already sent"
 
 
 # -- Unfinished exercises ----------------------------------------------------------------------

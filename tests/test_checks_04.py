@@ -4,6 +4,7 @@ Also keeps the reference parser honest: it must agree with httpx-sse on every in
 ones marked as httpx-sse divergences, and those must still diverge (or the marks are stale).
 """
 
+import codecs
 import contextlib
 import re
 from types import SimpleNamespace
@@ -73,10 +74,44 @@ def encoder(*, blank=True, split="regex", space=True, skip_falsy=False, none_lin
     return encode_frame
 
 
-def test_encoder_right_answer_passes(capsys):
-    nb04.check_encode_frame(encoder())
-    nb04.check_encode_frame(nb04.reference_encode)
+def encode_by_replacing_line_ends(data, event=None, id=None, retry=None):
+    """Another style: normalise the line endings, then build the frame as bytes."""
+    for value in (event, id):
+        if value is not None and any(c in value for c in "\r\n\0"):
+            raise ValueError(f"unsafe SSE field value: {value!r}")
+    frame = b""
+    if event is not None:
+        frame += b"event: " + event.encode() + b"\n"
+    if id is not None:
+        frame += b"id: " + id.encode() + b"\n"
+    if retry is not None:
+        frame += b"retry: %d\n" % retry
+    for line in data.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        frame += b"data: " + line.encode("utf-8") + b"\n"
+    return frame + b"\n"
+
+
+@pytest.mark.parametrize("right", [encoder(), nb04.reference_encode, encode_by_replacing_line_ends])
+def test_encoder_right_answers_pass(capsys, right):
+    nb04.check_encode_frame(right)
     assert "✅" in capsys.readouterr().out
+
+
+def encode_with_a_line_loop(data, event=None, id=None, retry=None):
+    """Adds a line per data line, then the blank line: for empty data, no data line at all."""
+    frame = ""
+    for name, value in (("event", event), ("id", id), ("retry", retry)):
+        if value is not None:
+            frame += f"{name}: {value}\n"
+    for line in data.splitlines():
+        frame += f"data: {line}\n"
+    return (frame + "\n").encode()
+
+
+def test_encoder_without_a_data_line_for_empty_data_is_told_so(capsys):
+    with pytest.raises(CheckFailed, match=re.escape("it has no data line")) as failure:
+        nb04.check_encode_frame(encode_with_a_line_loop)
+    assert "blank line" not in str(failure.value)
 
 
 @pytest.mark.parametrize(("wrong", "message"), [
@@ -212,13 +247,69 @@ class NoLineBuffer(nb04.ReferenceParser):
         return messages
 
 
+class SplitsWithSplitlines(nb04.ReferenceParser):
+    """Cuts lines with str.splitlines(): right for '\\r\\n', '\\r' and '\\n', wrong for U+2028 and co."""
+
+    def feed_text(self, text):
+        if self._after_cr and text.startswith("\n"):
+            text = text[1:]
+        self._after_cr = text.endswith("\r")
+        lines = (self._line + text).splitlines(keepends=True)
+        self._line = lines.pop() if lines and not lines[-1].endswith(("\r", "\n")) else ""
+        messages = []
+        for line in lines:
+            message = self._process(line.rstrip("\r\n"))
+            if message is not None:
+                messages.append(message)
+        return messages
+
+
+class CharByChar:
+    """Another right style: a per-character state machine, not the reference's line splitting."""
+
+    def __init__(self):
+        self.decoder = codecs.getincrementaldecoder("utf-8-sig")()
+        self.line, self.skip_lf = [], False
+        self.event, self.data, self.retry, self.last_event_id = "", [], None, ""
+
+    def feed(self, chunk):
+        messages = []
+        for char in self.decoder.decode(chunk):
+            if self.skip_lf and char == "\n":
+                self.skip_lf = False
+                continue
+            self.skip_lf = char == "\r"
+            if char not in "\r\n":
+                self.line.append(char)
+                continue
+            line, self.line = "".join(self.line), []
+            if line == "":
+                if self.data:
+                    messages.append(nb04.Message(self.event or "message", "\n".join(self.data),
+                                                 self.last_event_id, self.retry))
+                self.event, self.data, self.retry = "", [], None
+                continue
+            name, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if name == "data":
+                self.data.append(value)
+            elif name == "event":
+                self.event = value
+            elif name == "id" and "\0" not in value:
+                self.last_event_id = value
+            elif name == "retry" and value.isascii() and value.isdigit():
+                self.retry = int(value)
+        return messages
+
+
 class ReturnsNone(nb04.ReferenceParser):
     def feed(self, chunk):
         super().feed(chunk)
 
 
-async def test_parser_right_answer_passes(runner, backend, capsys):
-    await nb04.check_sse_parser(nb04.ReferenceParser, nb04.reference_encode, runner, backend)
+@pytest.mark.parametrize("right", [nb04.ReferenceParser, CharByChar])
+async def test_parser_right_answers_pass(runner, backend, capsys, right):
+    await nb04.check_sse_parser(right, nb04.reference_encode, runner, backend)
     out = capsys.readouterr().out
     assert "✅" in out and "real ADK turn" in out and "CRLF stream" in out
 
@@ -246,6 +337,7 @@ async def test_parser_check_falls_back_to_the_reference_encoder(runner, capsys):
     (ForgetsTrailingCR, "extra blank line"),
     (NoLineBuffer, "split across two reads"),
     (ReturnsNone, "returned None"),
+    (SplitsWithSplitlines, "not str.splitlines()"),
 ])
 async def test_parser_wrong_answers_are_explained(wrong, message, capsys):
     with pytest.raises(CheckFailed, match=re.escape(message)):

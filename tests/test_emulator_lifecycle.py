@@ -98,7 +98,7 @@ def test_standalone_command_serves_on_the_given_port():
 
 
 def test_a_whole_answer_takes_as_long_as_streaming_all_of_it():
-    with start_emulator(first_token_s=0.05, chunk_s=0.01) as handle:
+    with start_emulator(first_token_s=0.05, chunk_s=0.01, words_per_chunk=1) as handle:
         start = time.perf_counter()
         httpx.post(f"{handle.url}/v1beta/models/gemini-2.5-flash:generateContent", json=BODY,
                    headers={"x-goog-api-key": "k"})
@@ -106,7 +106,7 @@ def test_a_whole_answer_takes_as_long_as_streaming_all_of_it():
         with httpx.stream("POST", stream_url(handle), json=BODY, headers={"x-goog-api-key": "k"}) as r:
             start = time.perf_counter()
             arrivals = [time.perf_counter() - start for line in r.iter_lines() if line]
-    # "Count to 20": 20 chunks. A lower bound from the pacing (2 % for timer resolution); load only
+    # "Count to 20" in one-word chunks: 20 chunks. A lower bound from the pacing (2 % for timer resolution); load only
     # adds to it, whereas comparing with a measured stream would be fragile on a loaded machine.
     assert whole >= (0.05 + 0.01 * 19) * 0.98
     assert arrivals[0] < whole / 2  # streaming's first chunk arrives long before the whole answer

@@ -97,3 +97,52 @@ async def test_model_error_reaches_the_caller_as_event_and_exception(emulator, s
     with pytest.raises(errors.APIError) as caught:
         await run_turn(Agent(name="a", model="gemini-2.5-flash"), f"Hello [fault:{spec}]")
     assert caught.value.code == int(spec)
+
+
+async def test_a_model_given_call_id_goes_back_in_the_function_response(emulator):
+    """gemini-3.x names its calls; ADK keeps that id (only its own adk-... ids are stripped)."""
+    calls = []
+    events = await run_turn(Agent(name="a", model="gemini-3.5-flash", tools=[weather_tool(calls)]),
+                            "What's the weather in Paris?")
+    call = next(e for e in events if not e.partial and e.get_function_calls()).get_function_calls()[0]
+    assert call.id and not call.id.startswith("adk-")
+    model_turn, tool_turn = emulator.requests[-1].body["contents"][1:3]
+    assert model_turn["parts"][0]["functionCall"]["id"] == call.id
+    assert tool_turn["parts"][0]["functionResponse"]["id"] == call.id
+
+    await run_turn(Agent(name="a", model="gemini-2.5-flash", tools=[weather_tool(calls)]),
+                   "What's the weather in Paris?")
+    model_turn, tool_turn = emulator.requests[-1].body["contents"][1:3]
+    assert "id" not in model_turn["parts"][0]["functionCall"]  # ADK's own id never leaves
+    assert "id" not in tool_turn["parts"][0]["functionResponse"]
+
+
+@pytest.mark.parametrize(("spec", "code"), [
+    ("finish=MAX_TOKENS:thinking", "MAX_TOKENS"),
+    ("finish=SAFETY", "SAFETY"),
+    ("finish=MALFORMED_FUNCTION_CALL", "MALFORMED_FUNCTION_CALL"),
+    ("blocked=PROHIBITED_CONTENT", "PROHIBITED_CONTENT"),
+])
+async def test_endings_without_parts_reach_adk_as_error_codes(emulator, spec, code):
+    events = await run_turn(Agent(name="a", model="gemini-3.5-flash"), f"Count to 4 [fault:{spec}]")
+    assert events[-1].is_final_response() and events[-1].error_code == code
+
+
+async def test_a_bare_stop_chunk_ends_the_turn_normally(emulator):
+    events = await run_turn(Agent(name="a", model="gemini-2.5-flash"), "Count to 4 [fault:finish=STOP]")
+    assert events[-1].is_final_response() and events[-1].error_code is None
+    assert events[-1].content.parts[0].text == "1, 2, 3, 4."
+
+
+async def test_output_schema_gets_json_that_validates(emulator):
+    from pydantic import BaseModel
+
+    class Forecast(BaseModel):
+        city: str
+        temperature_c: int
+        summary: str
+
+    events = await run_turn(Agent(name="a", model="gemini-2.5-flash", output_schema=Forecast),
+                            "Forecast for Paris: 21 degrees")
+    forecast = Forecast.model_validate_json(events[-1].content.parts[0].text)
+    assert (forecast.city, forecast.temperature_c) == ("Paris", 21)

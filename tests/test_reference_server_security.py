@@ -160,6 +160,8 @@ def _normalized(value):
     """A frame with what differs between two runs of the same turn (ids, times, OAuth state)
     blanked out, and function-call ids (also used as keys) replaced by one placeholder."""
     if isinstance(value, dict):
+        if set(value) and all(len(k) == 8 and k.isalnum() for k in value):  # keyed by model call ids
+            value = {f"CALL-{i}": val for i, val in enumerate(value.values())}
         return {("adk-ID" if key.startswith("adk-") else key): "*" if key in VOLATILE else _normalized(val)
                 for key, val in value.items()}
     if isinstance(value, list):

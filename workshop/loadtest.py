@@ -286,11 +286,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout-s", type=float, default=120)
     args = parser.parse_args(argv)
 
-    from reference_server.scaleout import ServerProcess
-
     from reference_server.persistence import session_service_from_url
 
     from .gemini_emulator import start_emulator
+    from .servers.scaleout import ServerProcess
 
     token = "tok-load"
     with tempfile.TemporaryDirectory() as tmp, \

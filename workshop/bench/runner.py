@@ -73,7 +73,7 @@ class BenchConfig:
 FULL = BenchConfig()
 QUICK = BenchConfig(concurrency=(1, 10), batches={1: 2, 10: 1}, count_to=6,
                     pacings={"zero": (0.0, 0.0), "realistic": (0.05, 0.02)},
-                    memory_streams=5, memory_chunk_s=0.06, profile_streams=2)
+                    memory_streams=5, memory_chunk_s=0.2, profile_streams=2)
 
 
 @contextlib.contextmanager

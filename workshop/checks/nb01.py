@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import math
-import time
 
 import pydantic
 from google.adk.agents.run_config import RunConfig, StreamingMode
-from google.genai import types
 
-from ._report import fail, passed
+from ._report import fail, learner_output, passed
+from ._runs import describe_mode, runs_observed
 
 LIMITS = (3, 40)  # two values, so a hard-coded limit cannot pass
-PROMPT = "Count to 20"
+# Long enough to arrive in several chunks whatever their size (a word, or 100 characters).
+PROMPT = "Count to 60"
 KEYS = ("events", "time_to_first_text", "time_to_final")
 
 
@@ -47,9 +47,11 @@ def diagnose_run_config(config, limit: int) -> tuple[str, str] | None:
 
 def check_make_run_config(make_run_config) -> None:
     """Call the learner's make_run_config with two limits; explain the first thing that is wrong."""
+    configs = []
     for limit in LIMITS:
         try:
-            config = make_run_config(limit)
+            with learner_output():
+                config = make_run_config(limit)
         except pydantic.ValidationError as exc:
             error = exc.errors()[0]
             where = ".".join(str(p) for p in error["loc"])
@@ -64,6 +66,14 @@ def check_make_run_config(make_run_config) -> None:
         problem = diagnose_run_config(config, limit)
         if problem:
             fail(*problem)
+        configs.append(config)
+    first = configs[0]
+    if first.max_llm_calls != LIMITS[0]:
+        fail(f"make_run_config({LIMITS[1]}) changed the RunConfig that make_run_config({LIMITS[0]}) "
+             f"returned: its max_llm_calls is now {first.max_llm_calls}. Both calls returned one "
+             "shared object.",
+             "Build a new RunConfig in each call (or copy one: base.model_copy(update={...})); "
+             "changing a shared one changes the budget of every run that uses it.")
     passed(f"SSE streaming with the limit you asked for ({', '.join(map(str, LIMITS))} LLM calls per run).")
 
 
@@ -74,30 +84,27 @@ def has_text(event) -> bool:
     return any(p.text and not p.thought for p in parts)
 
 
-async def reference_measure(runner, user_id: str, session_id: str, text: str, run_config) -> dict:
-    """The check's own measurement, the same way the exercise asks for it."""
-    message = types.Content(role="user", parts=[types.Part(text=text)])
-    start = time.perf_counter()
-    events, first_text, final = 0, None, None
-    async for event in runner.run_async(
-        user_id=user_id, session_id=session_id, new_message=message, run_config=run_config
-    ):
-        now = time.perf_counter() - start
-        events += 1
-        if first_text is None and has_text(event):
-            first_text = now
-        if event.is_final_response():
-            final = now
-    return {"events": events, "time_to_first_text": first_text, "time_to_final": final}
+def observed_measure(arrivals: list) -> dict:
+    """What the learner's function should report, from the events the check saw it receive:
+    (seconds since its run_async call, event), noted as each event was handed over."""
+    first = next((t for t, e in arrivals if has_text(e)), None)
+    final = next((t for t, e in arrivals if e.is_final_response()), None)
+    return {"events": len(arrivals), "time_to_first_text": first, "time_to_final": final}
 
 
-def _close(value: float, expected: float) -> bool:
-    """Generous: two runs of one turn on a loaded 2-core machine still agree."""
-    return abs(value - expected) <= max(0.3, 0.5 * expected)
+def _close(value: float, truth: float) -> bool:
+    """The learner's clock starts just before run_async and stops just after the event arrives,
+    in the same steps of the event loop as the check's: only a wrong start or stop is far off
+    (20 ms covers a thread switch in between; one chunk interval is 30 ms or more)."""
+    return abs(value - truth) <= max(0.02, 0.1 * truth)
 
 
-def diagnose_measure(got, ref: dict, mode: StreamingMode, *, offline: bool) -> tuple[str, str] | None:
-    """Compare the learner's measurement of one run with the check's own; (what, hint) or None."""
+def diagnose_measure(got, truth: dict, mode: StreamingMode) -> tuple[str, str] | None:
+    """Compare the learner's measurement of one run with what that run handed it; (what, hint) or None.
+
+    ``truth``: the events of the learner's own run and the times they were handed to it. Judged
+    against the same run, so a slow or loaded machine stretches both alike.
+    """
     name = "SSE" if mode == StreamingMode.SSE else "NONE"
     if not isinstance(got, dict):
         return (f"measure returned {type(got).__name__}, not a dict.",
@@ -108,10 +115,11 @@ def diagnose_measure(got, ref: dict, mode: StreamingMode, *, offline: bool) -> t
                 f"(it has {sorted(got)}).",
                 "Use exactly the keys 'events', 'time_to_first_text' and 'time_to_final'.")
     events, first, final = (got[k] for k in KEYS)
+    true_events, true_first, true_final = (truth[k] for k in KEYS)
     if not isinstance(events, int) or isinstance(events, bool):
         return (f"'events' is {events!r}, not an int.", "Count the events: events += 1 for each one.")
-    if (offline and events == ref["events"] - 1) or (events == 0 and ref["events"] == 1):
-        return (f"In {name} mode you counted {events} events; the run yielded {ref['events']}.",
+    if events == true_events - 1:
+        return (f"In {name} mode you counted {events} events; the run yielded {true_events}.",
                 "Count every event, the final (non-partial) one too: in NONE mode it is the only one.")
     if first is None:
         return (f"In {name} mode time_to_first_text is None: no text found.",
@@ -126,51 +134,55 @@ def diagnose_measure(got, ref: dict, mode: StreamingMode, *, offline: bool) -> t
         if value > 1e6:
             return (f"{key} is {value:.0f}: a clock reading, not the time since the start.",
                     "Take start = time.perf_counter() before the loop and record perf_counter() - start.")
-        if value > 30 * max(ref[key], 0.1) and value > 10:
-            return (f"{key} is {value:.0f}, but the run took {ref['time_to_final']:.2f} s: milliseconds?",
+        if value > 30 * max(truth[key], 0.1) and value > 10:
+            return (f"{key} is {value:.0f}, but the run took {true_final:.2f} s: milliseconds?",
                     "Report seconds, as time.perf_counter() differences are.")
         if value < 0:
             return (f"{key} is negative ({value:.3f}).", "Compute perf_counter() at the event minus start.")
+    if true_final > 0.05 and final < 0.25 * true_final:
+        return (f"In {name} mode your time_to_final is {final:.3f} s, but the final event came "
+                f"{true_final:.2f} s after run_async was called: the clock was restarted during the loop.",
+                "Take start = time.perf_counter() once, before calling runner.run_async, "
+                "not inside the async for loop.")
     if first > final + 1e-3:
         return (f"In {name} mode time_to_first_text ({first:.3f} s) is after time_to_final ({final:.3f} s).",
                 "The first text arrives at the latest with the final event: record it only once, "
                 "at the first event that has text.")
-    gap = ref["time_to_final"] - ref["time_to_first_text"]
-    if (mode == StreamingMode.SSE and first >= 0.95 * final and gap > 0.3 * ref["time_to_final"]):
+    if mode == StreamingMode.SSE and not _close(first, true_first) and _close(first, true_final):
         return (f"In SSE mode your first text came at {first:.2f} s, together with the final event "
-                f"({final:.2f} s); the first partial text arrived at about {ref['time_to_first_text']:.2f} s.",
+                f"({final:.2f} s); the first partial text arrived at {true_first:.2f} s.",
                 "Record the time of the FIRST event that has text (a partial one), once; "
                 "do not overwrite it later, and do not wait for is_final_response().")
-    if mode == StreamingMode.SSE and events <= 1:
-        return (f"In SSE mode you counted {events} event(s); a streamed answer comes in several.",
-                "Pass run_config to runner.run_async and count every event.")
-    if mode == StreamingMode.NONE and events != 1:
-        return (f"In NONE mode you counted {events} events; a plain answer is exactly one.",
-                "Count each event once, with events += 1 inside the loop.")
-    if offline:
-        if events != ref["events"]:
-            return (f"In {name} mode you counted {events} events; the same run yields {ref['events']}.",
-                    "Count every event the runner yields, once, partial or not.")
-        for key, value in (("time_to_first_text", first), ("time_to_final", final)):
-            if not _close(value, ref[key]):
-                return (f"In {name} mode your {key} is {value:.2f} s; the check measured {ref[key]:.2f} s.",
-                        "Start the clock right before runner.run_async and stop it when the event arrives.")
+    if events != true_events:
+        return (f"In {name} mode you counted {events} events; the run yielded {true_events}.",
+                "Count every event the runner yields, once, partial or not.")
+    for key, value in (("time_to_first_text", first), ("time_to_final", final)):
+        if not _close(value, truth[key]):
+            return (f"In {name} mode your {key} is {value:.2f} s; that event reached your loop "
+                    f"{truth[key]:.2f} s after run_async was called.",
+                    "Start the clock right before runner.run_async and stop it when the event arrives.")
     return None
 
 
-async def check_measure(measure, runner, session_service, *, offline: bool, user_id: str = "learner") -> None:
-    """Run the learner's measure in both modes on fresh sessions; compare with the check's own runs."""
-    # One unmeasured turn first: a process's first model call also pays for creating the client.
-    warm = await session_service.create_session(app_name=runner.app_name, user_id=user_id)
-    await reference_measure(runner, user_id, warm.id, "Hello", RunConfig())
+async def check_measure(measure, runner, session_service, *, user_id: str = "learner") -> None:
+    """Run the learner's measure in both modes on fresh sessions; compare what it reports with
+    what its own run handed it, and when."""
     results = {}
     for mode in (StreamingMode.SSE, StreamingMode.NONE):
         run_config = RunConfig(streaming_mode=mode)
         mine = await session_service.create_session(app_name=runner.app_name, user_id=user_id)
-        got = await measure(runner, user_id, mine.id, PROMPT, run_config)
-        own = await session_service.create_session(app_name=runner.app_name, user_id=user_id)
-        ref = await reference_measure(runner, user_id, own.id, PROMPT, run_config)
-        problem = diagnose_measure(got, ref, mode, offline=offline)
+        with runs_observed(timed=True) as runs, learner_output():
+            got = await measure(runner, user_id, mine.id, PROMPT, run_config)
+        if not runs:
+            fail("measure never called runner.run_async.",
+                 "Run the turn with `async for event in runner.run_async(..., run_config=run_config)`.")
+        used = runs[0].run_config.streaming_mode
+        if used != mode:
+            fail(f"The check asked measure for a run with streaming_mode={mode}; your code ran it with "
+                 f"{describe_mode(runs[0].run_config)}: the run_config argument did not reach "
+                 "runner.run_async.",
+                 "Pass it on: runner.run_async(..., run_config=run_config).")
+        problem = diagnose_measure(got, observed_measure(runs[0].arrivals), mode)
         if problem:
             fail(*problem)
         results[mode] = got

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import logging
 from collections.abc import Callable
 
-from ._report import CountingStdout, fail, passed
+from ._report import fail, learner_output, passed
+from ._runs import not_streamed, runs_observed
 
 APP, USER, SESSION = "test", "u1", "s1"  # the seed's verification snippet's names
-COUNT_PROMPT = "Count to 5"
+# Long enough to arrive in several chunks whatever their size (a word, or 100 characters).
+COUNT_PROMPT = "Count to 60"
 TOOL_PROMPT = "Explain step by step: what's the weather in Paris?"
 
 
@@ -85,11 +86,14 @@ def without_thoughts(events: list) -> list:
 
 
 def run_typewriter(typewriter: Callable, events: list) -> tuple[str, object, int]:
-    """Call the learner's function on a copy of the events; (printed, returned, text writes)."""
-    buffer = CountingStdout()
-    with contextlib.redirect_stdout(buffer):
+    """Call the learner's function on a copy of the events; (printed, returned, text writes).
+
+    What it prints is kept, not shown: four runs would print four answers. A failure shows the
+    printed text of the run it is about.
+    """
+    with learner_output(show=False) as output:
         returned = typewriter(iter(list(events)))
-    return buffer.getvalue(), returned, buffer.text_writes
+    return output.text, returned, output.text_writes
 
 
 CASES = {
@@ -135,7 +139,8 @@ def diagnose_typewriter(case: str, events: list, printed: str, returned, writes:
     if shown != expected.strip():
         return (f"{where}, what was printed ({shown[:60]!r}) differs from the answer ({expected[:60]!r}).",
                 "Print each piece with end='' so the pieces join into the answer, and print each once.")
-    if case == "sse" and writes < 2:
+    streamed_pieces = sum(bool(texts(e)) for e in events if e.partial)
+    if case == "sse" and streamed_pieces >= 2 and writes < 2:
         return (f"{where}, the answer was printed in one piece: that is not a typewriter.",
                 "Print the text of each partial event as it arrives, with print(text, end='', flush=True).")
     return None
@@ -148,10 +153,11 @@ async def check_typewriter(typewriter: Callable, recorded: dict[str, list] | Non
         printed, returned, writes = run_typewriter(typewriter, events)
         problem = diagnose_typewriter(case, events, printed, returned, writes, typewriter)
         if problem:
-            fail(*problem)
+            fail(*problem, printed=printed)
     answer = persisted_answer(recorded["sse"])
+    shown = answer if len(answer) <= 40 else f"{answer[:20]}...{answer[-15:]}"
     passed(f"typewriter printed and returned each answer once on {len(recorded)} recorded runs "
-           f"(e.g. {answer!r}).")
+           f"(e.g. {shown!r}).")
 
 
 # ---------------------------------------------------------------- Exercise 2.2: verification
@@ -209,17 +215,22 @@ async def check_fixed_verification(fixed_verification: Callable) -> None:
     logger = logging.getLogger("google_adk")
     logger.addHandler(handler)
     try:
-        returned = fixed_verification(service, SESSION)
-        if inspect.isawaitable(returned):
-            returned = await returned
+        with runs_observed() as runs, learner_output():
+            returned = fixed_verification(service, SESSION)
+            if inspect.isawaitable(returned):
+                returned = await returned
     except SessionNotFoundError as error:
         fail(f"The run raised SessionNotFoundError: {error}.",
              "create_session is a coroutine: `await session_service.create_session(...)`, or build the "
              "Runner with auto_create_session=True.")
     finally:
         logger.removeHandler(handler)
+    if not runs:
+        fail("fixed_verification never ran the agent.",
+             "Build a Runner on the session_service argument and iterate runner.run(...).")
     session = await service.get_session(app_name=APP, user_id=USER, session_id=SESSION)
-    problem = diagnose_verification(returned, session)
+    # The mode first: without SSE, collecting partial text returns "", which is not the cause.
+    problem = not_streamed(runs, call="runner.run") or diagnose_verification(returned, session)
     if problem:
         fail(*problem)
     deprecated = any("Deprecated" in r.getMessage() for r in handler.records)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import httpx
 from httpx_sse import EventSource
 
-from ._report import fail, passed
+from ._report import fail, learner_output, passed
 
 LINE_END = re.compile(r"\r\n|\r|\n")  # the only three line endings the standard knows
 ADK_PROMPT = "What is the capital of Brazil?"  # offline: "Brasília", a two-byte character
@@ -231,6 +231,11 @@ PARSER_CASES = [
          "Decode with codecs.getincrementaldecoder('utf-8-sig')(), which drops a leading BOM once.",
          httpx_sse_differs="httpx decodes as plain UTF-8: the BOM sticks to the first field "
          "name and the first message is lost"),
+    Case("Unicode line separators", "data: a\u2028b\x0cc\x85d\x1ce\n\n".encode(),
+         "Only '\\r\\n', '\\r' and '\\n' end a line; U+2028, form feed (\\x0c), NEL (\\x85) and "
+         "the other separators str.splitlines() knows are data (JSON leaves U+2028 unescaped).",
+         "Split with re.split(r'\\r\\n|\\r|\\n', text), not str.splitlines(), which also splits at "
+         "U+2028, '\\x0c', '\\x1c'-'\\x1e' and '\\x85'."),
     Case("non-ASCII text", "data: Brasília, €5, 😀\n\n".encode(),
          "The stream is UTF-8.",
          "Decode the bytes as UTF-8 (incrementally: see the split checks)."),
@@ -292,7 +297,8 @@ _FRAMES = [
 
 def _encode(encode_frame, *args, **kwargs) -> bytes:
     try:
-        frame = encode_frame(*args, **kwargs)
+        with learner_output():
+            frame = encode_frame(*args, **kwargs)
     except NotImplementedError:
         raise
     except Exception as exc:  # a learner's bug: report it as a failed check, with the call
@@ -321,6 +327,10 @@ def check_encode_frame(encode_frame: Callable[..., bytes]) -> None:
         got = httpx_sse_parse(frame)
         spec = spec_parse(frame)
         if not spec:
+            if not any(line == "data" or line.startswith("data:")
+                       for line in LINE_END.split(frame.decode("utf-8", "replace"))):
+                fail(f"encode_frame({args}) returned {frame!r}: it has no data line, so a client "
+                     "dispatches nothing.", frame_case.hint)
             if not frame.endswith((b"\n\n", b"\r\n\r\n", b"\r\r")):
                 fail(f"encode_frame({args}) returned {frame!r}: no blank line ends it, so a client "
                      "never dispatches the message.",
@@ -343,7 +353,8 @@ def check_encode_frame(encode_frame: Callable[..., bytes]) -> None:
              "id='' is a value: it resets the client's last event ID. Test `id is not None`, not `if id:`.")
     for kwargs in ({"event": "a\nb"}, {"event": "a\rb"}, {"id": "1\n2"}, {"id": "1\r\n"}, {"id": "1\x002"}):
         try:
-            frame = encode_frame("x", **kwargs)
+            with learner_output():
+                frame = encode_frame("x", **kwargs)
         except ValueError:
             continue
         fail(f"encode_frame('x', {_call(kwargs)}) returned {frame!r} instead of raising ValueError.",
@@ -389,11 +400,13 @@ def _normalise(messages, where: str) -> list[Message]:
 
 
 def _run(parser_class, chunks: list[bytes], where: str) -> list[Message]:
-    parser = parser_class()
+    with learner_output():
+        parser = parser_class()
     messages = []
     for chunk in chunks:
         try:
-            result = parser.feed(chunk)
+            with learner_output():
+                result = parser.feed(chunk)
         except NotImplementedError:
             raise
         except Exception as exc:  # a learner's bug: report it as a failed check, with the input

@@ -38,13 +38,15 @@ __all__ = [
 
 
 def default_pacing() -> Pacing:
-    """Realistic pacing, overridable by WORKSHOP_EMULATOR_FIRST_TOKEN_S / _CHUNK_S."""
+    """Realistic pacing and chunk sizes, overridable by WORKSHOP_EMULATOR_FIRST_TOKEN_S,
+    _CHUNK_S, _CHUNK_CHARS and _WORDS_PER_CHUNK (> 0: word-sized chunks instead)."""
     pacing = Pacing()
     return replace(
         pacing,
         first_token_s=float(os.environ.get("WORKSHOP_EMULATOR_FIRST_TOKEN_S", pacing.first_token_s)),
         chunk_s=float(os.environ.get("WORKSHOP_EMULATOR_CHUNK_S", pacing.chunk_s)),
         words_per_chunk=int(os.environ.get("WORKSHOP_EMULATOR_WORDS_PER_CHUNK", pacing.words_per_chunk)),
+        chunk_chars=int(os.environ.get("WORKSHOP_EMULATOR_CHUNK_CHARS", pacing.chunk_chars)),
     )
 
 
@@ -122,9 +124,12 @@ class EmulatorHandle:
         return future.result(timeout=10)
 
     def set_pacing(self, first_token_s: float | None = None, chunk_s: float | None = None,
-                   words_per_chunk: int | None = None) -> Pacing:
+                   words_per_chunk: int | None = None, chunk_chars: int | None = None) -> Pacing:
+        """Change pacing or chunk sizes; ``words_per_chunk=0`` goes back to the real API's
+        sizes (about ``chunk_chars`` characters a chunk)."""
         changes = {k: v for k, v in dict(first_token_s=first_token_s, chunk_s=chunk_s,
-                                         words_per_chunk=words_per_chunk).items() if v is not None}
+                                         words_per_chunk=words_per_chunk,
+                                         chunk_chars=chunk_chars).items() if v is not None}
         self._call(lambda: setattr(self.state, "pacing", replace(self.state.pacing, **changes)))
         return self.state.pacing
 
@@ -161,6 +166,7 @@ def start_emulator(
     first_token_s: float | None = None,
     chunk_s: float | None = None,
     words_per_chunk: int | None = None,
+    chunk_chars: int | None = None,
 ) -> EmulatorHandle:
     """Start the emulator on a background thread (port 0: a free port) and return its handle."""
     pacing = default_pacing()
@@ -170,4 +176,6 @@ def start_emulator(
         pacing.chunk_s = chunk_s
     if words_per_chunk is not None:
         pacing.words_per_chunk = words_per_chunk
+    if chunk_chars is not None:
+        pacing.chunk_chars = chunk_chars
     return EmulatorHandle(EmulatorState(pacing), host, port).start()

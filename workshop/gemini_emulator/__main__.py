@@ -19,10 +19,13 @@ def main(argv: list[str] | None = None) -> None:
                         help="seconds before the first chunk (default %(default)s)")
     parser.add_argument("--chunk-delay", type=float, default=pacing.chunk_s,
                         help="seconds between chunks (default %(default)s)")
-    parser.add_argument("--words-per-chunk", type=int, default=pacing.words_per_chunk)
+    parser.add_argument("--chunk-chars", type=int, default=pacing.chunk_chars,
+                        help="about this many characters a chunk (default %(default)s)")
+    parser.add_argument("--words-per-chunk", type=int, default=pacing.words_per_chunk,
+                        help="> 0: word-sized chunks instead (default %(default)s)")
     args = parser.parse_args(argv)
     pacing.first_token_s, pacing.chunk_s = args.first_token_delay, args.chunk_delay
-    pacing.words_per_chunk = args.words_per_chunk
+    pacing.words_per_chunk, pacing.chunk_chars = args.words_per_chunk, args.chunk_chars
 
     async def run() -> None:
         server = await serve(EmulatorState(pacing), args.host, args.port)

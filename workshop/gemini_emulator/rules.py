@@ -18,7 +18,11 @@ always gets the same reply. The rules, checked in this order:
    "capital of X"; simple arithmetic "A + B"; "in N words" (N words about streaming);
    "story"/"poem" about a subject; otherwise an answer that quotes the question.
 5. Thoughts. When the request sets ``generationConfig.thinkingConfig.includeThoughts``
-   (either spelling), two short thought paragraphs come before everything else.
+   (either spelling), two short thought paragraphs come before everything else. A thinking
+   model (models.py) that was not asked for them still counts their tokens.
+6. Structured output. With ``responseMimeType: application/json`` the text answer is JSON:
+   an instance of ``responseJsonSchema`` / ``responseSchema`` when one is given (values
+   taken from the message as for tool arguments), else ``{"answer": <text>}``.
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ class Reply:
     function_call: FunctionCall | None = None
     finish_reason: str = "STOP"
     fault: Fault | None = None
+    thinking_tokens: int = 0  # thinking the model did without sending thoughts
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Reply:
@@ -81,6 +86,11 @@ class Reply:
             finish_reason=data.get("finish_reason", "STOP"),
             fault=Fault.parse(fault) if isinstance(fault, str) else None,
         )
+
+
+def count_tokens(text: str) -> int:
+    """About four characters a token, like the real tokenizer on English."""
+    return (len(text) + 3) // 4 if text else 0
 
 
 def _get(d: dict[str, Any] | None, *names: str, default: Any = None) -> Any:
@@ -129,7 +139,8 @@ def _schema(declaration: dict[str, Any]) -> dict[str, Any]:
 
 
 def _tool_keywords(name: str) -> set[str]:
-    words = {w for w in re.split(r"[_\W]+|(?<=[a-z])(?=[A-Z])", name.lower()) if w}
+    # getWeather and get_weather both mean "weather": split camelCase before lowering.
+    words = {w.lower() for w in re.split(r"[_\W]+|(?<=[a-z0-9])(?=[A-Z])", name) if w}
     return (words - _TOOL_VERBS) or words
 
 
@@ -278,8 +289,8 @@ def text_answer(text: str) -> str:
     question = " ".join(stripped.split()) or "nothing"
     return (
         f'You asked: "{question}". This answer comes from the offline Gemini emulator, '
-        "streamed word by word so you can watch Server-Sent Events arrive. Set "
-        "GOOGLE_API_KEY to hear from the real model."
+        "streamed in chunks as the real API sends them, so you can watch Server-Sent Events "
+        "arrive. Set GOOGLE_API_KEY to hear from the real model."
     )
 
 
@@ -294,6 +305,73 @@ def _thoughts(text: str, call: FunctionCall | None) -> list[str]:
         f'**Reading the request**\n\nThe user wrote: "{question}". Let me work out what they need.',
         f"**Planning the answer**\n\n{plan}",
     ]
+
+
+def _json_config(request: dict[str, Any]) -> tuple[bool, dict[str, Any] | None]:
+    """(JSON wanted, its schema): responseJsonSchema (JSON Schema) or responseSchema
+    (the API's OpenAPI subset), either spelling."""
+    config = _get(request, "generationConfig", "generation_config", default={}) or {}
+    mime = _get(config, "responseMimeType", "response_mime_type", default="") or ""
+    schema = _get(config, "responseJsonSchema", "response_json_schema", "responseSchema",
+                  "response_schema")
+    return mime == "application/json" or schema is not None, schema
+
+
+def _instance(schema: dict[str, Any], text: str, root: dict[str, Any], name: str = "value",
+              depth: int = 0) -> Any:
+    """A value valid against ``schema``, filled from the message where a rule applies."""
+    if "$ref" in schema and depth < 8:
+        target: Any = root
+        for key in schema["$ref"].lstrip("#/").split("/"):
+            target = target.get(key, {}) if isinstance(target, dict) else {}
+        return _instance(target, text, root, name, depth + 1)
+    for key in ("anyOf", "oneOf", "allOf"):
+        options = [o for o in schema.get(key) or [] if str(o.get("type", "")).lower() != "null"]
+        if options:
+            return _instance(options[0], text, root, name, depth + 1)
+    if "const" in schema:
+        return schema["const"]
+    kind = schema.get("type", "object" if "properties" in schema else "string")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "string")
+    kind = str(kind).lower()
+    if schema.get("enum"):
+        return _extract_argument(name, schema, text)
+    if kind == "object":
+        properties = schema.get("properties") or {}
+        return {key: _instance(sub or {}, text, root, key, depth + 1)
+                for key, sub in properties.items()}
+    if kind == "array":
+        count = max(1, int(schema.get("minItems") or schema.get("min_items") or 1))
+        items = schema.get("items") or {}
+        return [_instance(items, text, root, name, depth + 1) for _ in range(count)]
+    if kind in ("integer", "number"):
+        value = _extract_argument(name, {"type": kind}, text)
+        value = 1 if value is None else value
+        low, high = schema.get("minimum"), schema.get("maximum")
+        value = max(value, low) if low is not None else value
+        return min(value, high) if high is not None else value
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    value = _extract_argument(name, {"type": "string"}, text)
+    return value if isinstance(value, str) else f"{name} from the offline emulator"
+
+
+def structured_answer(request: dict[str, Any], text: str, answer: str) -> str | None:
+    """The JSON text a structured-output request gets, or None when it asked for none."""
+    wanted, schema = _json_config(request)
+    if not wanted:
+        return None
+    if not schema:
+        return json.dumps({"answer": answer}, ensure_ascii=False)
+    return json.dumps(_instance(schema, text, schema), ensure_ascii=False)
+
+
+def hidden_thinking_tokens(request: dict[str, Any], call: FunctionCall | None) -> int:
+    """What the thoughts the rules would write cost, when the model thinks unseen."""
+    return sum(count_tokens(t) for t in _thoughts(latest_user_text(request), call))
 
 
 def plan_reply(request: dict[str, Any]) -> Reply:
@@ -316,6 +394,8 @@ def plan_reply(request: dict[str, Any]) -> Reply:
             answer = ""
         else:
             answer = text_answer(text.replace(fault.trigger, "") if fault else text)
+    if not call:
+        answer = structured_answer(request, text, answer) or answer
 
     reply = Reply(text=answer, function_call=call, fault=fault)
     if fault and fault.finish_reason:

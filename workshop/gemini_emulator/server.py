@@ -5,8 +5,11 @@ dropped mid-body for the "stream cut" fault) and notice a client that goes away 
 waits between chunks, so the reliability lessons can show the upstream request closing.
 
 Routes:
-    POST /{version}/models/{model}:streamGenerateContent?alt=sse   Gemini API, streamed
+    POST /{version}/models/{model}:streamGenerateContent?alt=sse   Gemini API, streamed (SSE)
+    POST /{version}/models/{model}:streamGenerateContent           streamed as one JSON array
     POST /{version}/models/{model}:generateContent                 Gemini API, whole answer
+    POST /{version}/models/{model}:countTokens                     {"totalTokens": N, ...}
+    GET  /{version}/models[/{model}]                               the current models
     POST /v1beta1/[projects/P/locations/L/]publishers/google/models/{model}:...   Vertex AI
     GET  /emulator/stats      counters and the last requests (JSON)
     POST /emulator/faults     {"fault": SPEC, "count": 1} arms a fault for the next requests
@@ -20,6 +23,7 @@ import asyncio
 import collections
 import contextlib
 import hashlib
+import http
 import json
 import re
 import time
@@ -29,16 +33,15 @@ from urllib.parse import parse_qs, urlsplit
 
 import h11
 
-from . import wire
-from .faults import STATUS, Fault, FaultSpecError, error_body
-from .rules import Reply, plan_reply, wants_streamed_arguments
+from . import models, wire
+from .faults import STATUS, Fault, FaultSpecError, api_key_invalid_body, error_body
+from .rules import Reply, hidden_thinking_tokens, plan_reply, wants_streamed_arguments
 
 ROUTE_RE = re.compile(
     r"^/(?P<version>v1\w*)/(?:projects/[^/]+/locations/[^/]+/)?(?:publishers/google/)?"
-    r"models/(?P<model>[^:/]+):(?P<method>streamGenerateContent|generateContent)$"
+    r"models/(?P<model>[^:/]+):(?P<method>streamGenerateContent|generateContent|countTokens)$"
 )
-# Retired model ids answer 404, as the real API does (shared/ERRATA.md, row 4).
-RETIRED_MODEL_RE = re.compile(r"^gemini-(1\.0|1\.5|pro|2\.0-flash)")
+MODELS_RE = re.compile(r"^/(?P<version>v1\w*)/models(?:/(?P<model>[^:/]+))?$")
 MAX_LOG = 500
 
 
@@ -48,7 +51,8 @@ class Pacing:
 
     first_token_s: float = 0.3
     chunk_s: float = 0.03
-    words_per_chunk: int = 1
+    words_per_chunk: int = 0  # > 0: that many words a chunk; 0: the real API's sizes
+    chunk_chars: int = wire.CHUNK_CHARS  # characters a chunk when words_per_chunk is 0
 
 
 @dataclass
@@ -151,7 +155,7 @@ class Connection:
 
     async def _respond(self, status: int, payload: bytes, content_type: str) -> bool:
         headers = [("content-type", content_type), ("content-length", str(len(payload)))]
-        await self._send(h11.Response(status_code=status, headers=headers))
+        await self._send(h11.Response(status_code=status, headers=headers, reason=_reason(status)))
         await self._send(h11.Data(data=payload))
         await self._send(h11.EndOfMessage())
         return True
@@ -166,6 +170,9 @@ class Connection:
         headers = {k.decode().lower(): v.decode() for k, v in request.headers}
         if url.path.startswith("/emulator/"):
             return await self._control(method, url.path, body)
+        listing = MODELS_RE.match(url.path)
+        if method == "GET" and listing:
+            return await self._models(listing)
         match = ROUTE_RE.match(url.path)
         if method != "POST" or not match:
             return await self._json(404, error_body(404, f"Method not found: {method} {url.path}"))
@@ -190,6 +197,17 @@ class Connection:
             return await self._json(400, error_body(400, f"Bad control request: {exc}"))
         return await self._json(404, error_body(404, f"No control endpoint {method} {path}"))
 
+    async def _models(self, match: re.Match) -> bool:
+        listing = models.model_list()
+        name = match.group("model")
+        if name is None:
+            return await self._json(200, listing)
+        found = next((m for m in listing["models"] if m["name"] == f"models/{name}"), None)
+        if found is None:
+            return await self._json(404, error_body(404, f"models/{name} is not found for API "
+                                                         f"version {match.group('version')}"))
+        return await self._json(200, found)
+
     def _choose_fault(self, headers: dict[str, str], reply: Reply) -> Fault | None:
         if "x-emulator-fault" in headers:
             return Fault.parse(headers["x-emulator-fault"])
@@ -211,10 +229,14 @@ class Connection:
 
         async def fail(status: int, message: str | None = None) -> bool:
             record.status, record.outcome, record.ended_at = status, "error", time.time()
-            return await self._json(status, error_body(status, message))
+            return await self._json(status, error_body(status, message, model=model))
 
-        if not (headers.get("x-goog-api-key") or "key" in parse_qs(url.query) or headers.get("authorization")):
+        key = headers.get("x-goog-api-key") or (parse_qs(url.query).get("key") or [""])[0]
+        if not (key or headers.get("authorization")):
             return await fail(403)
+        if key.startswith("invalid"):  # the documented way to see a refused key
+            record.status, record.outcome, record.ended_at = 400, "error", time.time()
+            return await self._json(400, api_key_invalid_body())
         try:
             request = json.loads(body.decode("utf-8"))
             if not isinstance(request, dict):
@@ -224,13 +246,13 @@ class Connection:
         record.body = request
         if not request.get("contents"):
             return await fail(400, "* GenerateContentRequest.contents: contents is not specified\n")
-        if not model.startswith("gemini-") or RETIRED_MODEL_RE.match(model):
-            return await fail(
-                404,
-                f"models/{model} is not found for API version {match.group('version')}, or is not "
-                f"supported for {method}. Call ListModels to see the list of available models "
-                "and their supported methods.",
-            )
+        if not models.is_known(model):
+            return await fail(404, models.not_found_message(model, match.group("version")))
+        if method == "countTokens":
+            record.outcome, record.ended_at = "completed", time.time()
+            tokens = wire.prompt_tokens(request)
+            return await self._json(200, {"totalTokens": tokens, "promptTokensDetails": [
+                {"modality": "TEXT", "tokenCount": tokens}]})
 
         try:
             reply = state.scripted.popleft() if state.scripted else plan_reply(request)
@@ -240,6 +262,8 @@ class Connection:
         reply.fault = fault
         if fault and fault.finish_reason:
             reply.finish_reason = fault.finish_reason
+        if not reply.thoughts and not reply.thinking_tokens and models.thinks(model, request):
+            reply.thinking_tokens = hidden_thinking_tokens(request, reply.function_call)
         if fault and fault.status:
             key = f"{fault.spec}|{hashlib.sha1(body).hexdigest()}"
             state.fault_hits[key] += 1
@@ -248,21 +272,20 @@ class Connection:
 
         response_id = hashlib.sha1(f"{state.counter}|{body[:256]!r}".encode()).hexdigest()[:22]
         prompt = wire.prompt_tokens(request)
+        chunks = wire.stream_chunks(
+            reply, model=model, response_id=response_id, prompt=prompt, request=request,
+            words_per_chunk=state.pacing.words_per_chunk, chunk_chars=state.pacing.chunk_chars,
+            stream_arguments=stream and "/publishers/" in url.path and wants_streamed_arguments(request),
+        )
         if not stream:
             # A whole answer leaves the model only once all of it is generated: as long as
             # streaming every chunk would take.
-            chunks = len(wire.reply_parts(reply, model, words_per_chunk=state.pacing.words_per_chunk))
-            await self._pause(self._first_delay(fault) + state.pacing.chunk_s * (chunks - 1))
+            await self._pause(self._first_delay(fault) + state.pacing.chunk_s * (len(chunks) - 1))
             record.outcome, record.ended_at = "completed", time.time()
             record.chunks_sent, record.sent_at = 1, [time.time()]
-            whole = wire.whole_response(reply, model=model, response_id=response_id, prompt=prompt)
-            return await self._json(200, whole)
-        chunks = wire.stream_chunks(
-            reply, model=model, response_id=response_id, prompt=prompt,
-            words_per_chunk=state.pacing.words_per_chunk,
-            stream_arguments="/publishers/" in url.path and wants_streamed_arguments(request),
-        )
-        return await self._stream(record, chunks, fault)
+            return await self._json(200, wire.whole_response(chunks))
+        sse = parse_qs(url.query).get("alt") == ["sse"]
+        return await self._stream(record, chunks, fault, sse=sse)
 
     def _first_delay(self, fault: Fault | None) -> float:
         if fault and fault.first_token_delay is not None:
@@ -287,13 +310,17 @@ class Connection:
         else:
             self.gone.set()
 
-    async def _stream(self, record: RequestRecord, chunks: list[dict], fault: Fault | None) -> bool:
+    async def _stream(self, record: RequestRecord, chunks: list[dict], fault: Fault | None,
+                      sse: bool = True) -> bool:
+        """Send chunks paced; without ``?alt=sse`` they form one JSON array, as the real
+        API streams it (pretty objects separated by ``,\r\n``)."""
         headers = [
-            ("content-type", "text/event-stream"),
+            ("content-type", "text/event-stream" if sse else "application/json; charset=UTF-8"),
+            ("content-disposition", "attachment"),
             ("transfer-encoding", "chunked"),
             ("x-content-type-options", "nosniff"),
         ]
-        await self._send(h11.Response(status_code=200, headers=headers))
+        await self._send(h11.Response(status_code=200, headers=headers, reason=b"OK"))
         watcher = asyncio.create_task(self._watch())
         try:
             for i, body in enumerate(chunks):
@@ -303,16 +330,23 @@ class Connection:
                     self.writer.transport.abort()  # no end of body: the client sees a broken stream
                     return False
                 if fault and fault.error_after is not None and i >= fault.error_after:
-                    # After the first byte an error travels inside the 200, as raw JSON.
-                    error = wire.dumps(error_body(fault.error_status)) + "\r\n"
-                    await self._send(h11.Data(data=error.encode()))
+                    # After the first byte an error travels inside the 200, as the real API
+                    # sends it: pretty-printed JSON over several lines, no "data: " prefix.
+                    error = wire.pretty(error_body(fault.error_status, model=record.model))
+                    await self._send(h11.Data(data=error if sse else b"[" * (i == 0) + error))
                     record.outcome = "error"
                     break
-                await self._send(h11.Data(data=wire.sse_frame(body)))
+                if sse:
+                    data = wire.sse_frame(body)
+                else:
+                    data = (b"[" if i == 0 else b",\r\n") + wire.pretty(body).rstrip(b"\n")
+                await self._send(h11.Data(data=data))
                 record.chunks_sent += 1
                 record.sent_at.append(time.time())
             else:
                 record.outcome = "completed"
+                if not sse:
+                    await self._send(h11.Data(data=b"]" if chunks else b"[]"))
             await self._send(h11.EndOfMessage())
             return True
         except (_Disconnect, ConnectionError):
@@ -323,6 +357,14 @@ class Connection:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await watcher
+
+
+def _reason(status: int) -> bytes:
+    """The status line's reason phrase ("HTTP/1.1 429 Too Many Requests")."""
+    try:
+        return http.HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b""
 
 
 async def serve(state: EmulatorState, host: str, port: int) -> asyncio.Server:
