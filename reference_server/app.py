@@ -1,8 +1,11 @@
 """The reference SSE server: ``create_app(settings)`` builds the FastAPI app.
 
-Notebook 05 builds the core of its contract step by step (``examples/minimal_sse_endpoint.py``
-in the workshop); this module is the complete, production version. Run it with ``make serve`` or
-``python -m reference_server``.
+The API's routes live in ``router`` (an ``APIRouter``); their dependencies read what
+``create_app`` puts in ``request.app.state`` (``settings``, ``turns``, ``replay_store``,
+``current_user``), so a route is added with ``@router.get(...)`` and
+``Depends(owned_session)``, nothing else. Notebook 05 builds the core of its contract step by
+step (``examples/minimal_sse_endpoint.py`` in the workshop); this module is the complete,
+production version. Run it with ``make serve`` or ``python -m reference_server``.
 """
 
 import asyncio
@@ -14,15 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, HTMLResponse, StreamingResponse
+from fastapi.responses import FileResponse, HTMLResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from google.adk.agents import BaseAgent
 from google.adk.agents.run_config import RunConfig, StreamingMode
 from google.adk.models import Gemini
 from google.adk.runners import Runner
-from google.adk.sessions import BaseSessionService, InMemorySessionService, Session
+from google.adk.sessions import BaseSessionService, Session
 from google.adk.sessions.base_session_service import GetSessionConfig
 from google.genai import types
 
@@ -43,7 +46,7 @@ from .production import (
     require_json,
 )
 from .replay import InMemoryReplayStore, ReplayStore
-from .turns import Turn, TurnManager
+from .turns import NOT_STARTED, TurnManager, not_started
 
 STATIC_DIR = Path(__file__).parent / "static"
 DEV_USER = "developer"
@@ -59,11 +62,9 @@ See <a href="/docs">/docs</a>.</p></body></html>
 
 
 # What FastAPI's EventSourceResponse sends besides the content type; the streams are framed
-# by hand (turns.encode), which costs less than half its CPU per frame (notebook 11).
+# by hand (replay.Frame.encode), which costs less than half its CPU per frame (notebook 11).
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 SSE_RESPONSE = {200: {"description": "The turn's SSE frames", "content": {"text/event-stream": {}}}}
-
-
 TURN_HEADER = "X-Turn-Id"  # which turn a stream carries; resume with ?turn= to refuse any other
 
 
@@ -80,8 +81,11 @@ def _sse_run_config() -> RunConfig:
 class Settings:
     """What the server needs; everything has a default but the tokens.
 
-    ``tokens`` maps a bearer token to a user id. ``session_service`` is where
-    conversations live (in memory by default; any ADK ``BaseSessionService``).
+    ``tokens`` maps a bearer token to a user id. Conversations live in ``session_service``
+    (any ADK ``BaseSessionService``) if given, else in ``database_url`` (``DATABASE_URL``;
+    ``persistence.session_service_from_url`` reads it): unset, SQLite in
+    ``.workshop/sessions.db``, whether the settings come from ``Settings(...)`` or
+    ``Settings.from_env()``; ``"memory://"`` keeps them in memory.
     ``agent`` defaults to ``build_agent()`` on ``Gemini(model=..., retry_options=retry_options)``.
     Tokens never appear in ``repr``. The production fields (grace period, replay time, first
     event wait, retries, CORS origins, replay store) are documented in ``production.py``.
@@ -89,7 +93,8 @@ class Settings:
 
     tokens: dict[str, str] = field(repr=False)
     app_name: str = "workshop"
-    session_service: BaseSessionService = field(default_factory=InMemorySessionService)
+    session_service: BaseSessionService | None = None  # None: built from database_url
+    database_url: str | None = field(default=None, repr=False)  # may hold a password
     agent: BaseAgent | None = None
     run_config: RunConfig = field(default_factory=_sse_run_config)
     static_dir: Path = STATIC_DIR
@@ -102,16 +107,22 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     replay_store: ReplayStore | None = None  # None: InMemoryReplayStore(replay_ttl_s)
 
+    def __post_init__(self) -> None:
+        if self.session_service is None:  # the one default, however the settings were made
+            from .persistence import session_service_from_url
+
+            self.session_service = session_service_from_url(self.database_url)
+
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> "Settings":
         """Tokens from WORKSHOP_TOKENS ("tok-a:alice,tok-b:bob"); unset: one random dev token.
-        Sessions in DATABASE_URL (unset: SQLite in .workshop/sessions.db; see persistence.py);
-        the replay buffer there too with WORKSHOP_REPLAY_STORE=database."""
+        Sessions in DATABASE_URL (see persistence.py; DATABASE_POOL_SIZE sizes a PostgreSQL
+        pool); the replay buffer there too with WORKSHOP_REPLAY_STORE=database."""
         environ = os.environ if environ is None else environ
         overrides = {**hardening_from_env(environ), **overrides}
         from .persistence import replay_store_from_env, session_service_from_env
 
-        if "session_service" not in overrides:
+        if "session_service" not in overrides and "database_url" not in overrides:
             overrides["session_service"] = session_service_from_env(environ)
         if "replay_store" not in overrides:  # WORKSHOP_REPLAY_STORE=database: shared by processes
             overrides["replay_store"] = replay_store_from_env(
@@ -123,6 +134,167 @@ class Settings:
         return cls(tokens={dev_token: DEV_USER}, dev_token=dev_token, **overrides)
 
 
+# -- dependencies: each reads what create_app put in request.app.state -----------------------
+async def current_user(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
+    """The caller's user id, from ``Authorization: Bearer <token>`` (401 otherwise)."""
+    return await request.app.state.current_user(authorization)
+
+
+async def owned_session(session_id: str, request: Request,
+                        user: Annotated[str, Depends(current_user)]) -> Session:
+    """The caller's session, or 404: a foreign id gets the same answer as an unknown one."""
+    if len(session_id) > MAX_SESSION_ID_CHARS:  # never sent to the session service
+        raise api_error(404, "SESSION_NOT_FOUND", "No such session.")
+    settings: Settings = request.app.state.settings
+    session = await settings.session_service.get_session(
+        app_name=settings.app_name, user_id=user, session_id=session_id,
+        config=GetSessionConfig(num_recent_events=0),
+    )
+    if session is None:
+        raise api_error(404, "SESSION_NOT_FOUND", "No such session.")
+    return session
+
+
+def turn_manager(request: Request) -> TurnManager:
+    return request.app.state.turns
+
+
+Turns = Annotated[TurnManager, Depends(turn_manager)]
+OwnedSession = Annotated[Session, Depends(owned_session)]
+
+
+def _not_started_error(code: str):
+    return api_error(503, code, STREAM_ERRORS[code], headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+async def resume(request: Request, session_id: str, turns: TurnManager, *,
+                 missing_status: int = 404) -> Response:
+    """The session's latest turn after the client's ``Last-Event-ID``: its missed frames, then
+    the rest live (200); 204 if the client has seen its terminal frame already (what makes a
+    browser ``EventSource`` stop reconnecting); the same 503 as its POST got if the model
+    failed before the first byte (that turn has no stream to replay). No turn to resume
+    (none yet, expired, or not the ``?turn=`` asked for): ``missing_status``."""
+    after = last_event_id(request)
+    tail = await turns.store.read(session_id, after)
+    wanted = request.query_params.get("turn")
+    if tail is None or (wanted is not None and wanted != tail.turn_id):
+        if missing_status == 409:
+            raise api_error(409, "NOT_A_NEW_MESSAGE",
+                            "This request carries Last-Event-ID: it reconnects to a turn, it does "
+                            "not send a message, and there is no turn to resume. Send the message "
+                            "again without Last-Event-ID.")
+        message = ("This session has no turn to resume (none yet, or it expired)." if tail is None
+                   else "That turn is over and a newer one has replaced it: reload the conversation.")
+        raise api_error(404, "NO_TURN_TO_RESUME", message)
+    if tail.finished:
+        if not tail.frames:  # the client has the terminal frame: nothing more, ever
+            return Response(status_code=204, headers={TURN_HEADER: tail.turn_id})
+        if tail.frames[-1].code in NOT_STARTED:
+            whole = tail if after == 0 else await turns.store.read(session_id, 0)
+            code = not_started(whole.frames) if whole is not None else None
+            if code is not None:
+                raise _not_started_error(code)
+    return sse_response(turns.follow(session_id, after), tail.turn_id)
+
+
+router = APIRouter()
+
+
+@router.get("/", include_in_schema=False)
+async def index(request: Request):
+    page = request.app.state.settings.static_dir / "index.html"
+    if page.is_file():
+        return FileResponse(page, headers={"Cache-Control": "no-cache"})
+    return HTMLResponse(_PLACEHOLDER_PAGE)
+
+
+@router.get("/healthz")
+async def healthz() -> dict:
+    return {"status": "ok"}
+
+
+@router.post("/api/sessions", status_code=201)
+async def create_session(request: Request, user: Annotated[str, Depends(current_user)]) -> dict:
+    settings: Settings = request.app.state.settings
+    session = await settings.session_service.create_session(
+        app_name=settings.app_name, user_id=user, session_id=secrets.token_urlsafe(16))
+    return {"session_id": session.id}
+
+
+@router.post(
+    "/api/sessions/{session_id}/messages",
+    response_class=StreamingResponse,
+    openapi_extra={"requestBody": {"required": True, "content": {
+        "application/json": {"schema": MessageIn.model_json_schema()}}}},
+    responses=SSE_RESPONSE | {204: {"description": "With Last-Event-ID: the turn was read to its end"}}
+    | {code: {"description": text, "content": {"application/json": {"example": error_body(name, "...")}}}
+       for code, name, text in [
+           (400, "INVALID_JSON", "The body is not JSON"),
+           (401, "UNAUTHENTICATED", "Missing or unknown bearer token"),
+           (404, "SESSION_NOT_FOUND", "No such session (or not yours)"),
+           (409, "TURN_IN_PROGRESS", "A turn of this session is still running (also "
+                                     "NOT_A_NEW_MESSAGE: Last-Event-ID and no turn to resume)"),
+           (413, "PAYLOAD_TOO_LARGE", f"Body over {MAX_BODY_BYTES} bytes"),
+           (415, "UNSUPPORTED_MEDIA_TYPE", "Body not declared as JSON"),
+           (422, "INVALID_REQUEST", "JSON of the wrong shape"),
+           (503, "MODEL_UNAVAILABLE", "The model failed before the first byte "
+                                      "(also RATE_LIMITED), after retries")]},
+)
+async def post_message(
+    request: Request,
+    session: OwnedSession,
+    turns: Turns,
+    _json: Annotated[None, Depends(require_json)],
+    message: Annotated[MessageIn, Depends(read_message)],
+    last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID",
+                                                       include_in_schema=False)] = None,
+) -> Response:
+    """Stream the agent's answer: one frame per ADK event, then ``done`` (or ``error``, or
+    ``cancelled``). The turn runs on if the client leaves; resume it with ``GET .../stream``.
+
+    A POST that carries ``Last-Event-ID`` is a client reconnecting by itself (fetch-event-source
+    and aiohttp-sse-client resend the POST): it never starts a turn, it resumes the latest one
+    (as ``GET .../stream``), or gets 409 ``NOT_A_NEW_MESSAGE`` if there is none.
+
+    The server waits (at most ``first_event_wait_s``) for the model's first event: a model that
+    fails before it (429/503, after google-genai's retries) is answered 503 with JSON, no
+    stream opened, and the message is taken back out of the conversation."""
+    if last_event_id_header is not None:
+        return await resume(request, session.id, turns, missing_status=409)
+    turn = await turns.start(session.user_id, session.id, message.text)
+    if turn is None:
+        raise api_error(409, "TURN_IN_PROGRESS",
+                        "A turn of this session is still running: wait for it or cancel it.")
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(request.app.state.settings.first_event_wait_s):
+            await turn.decided.wait()
+    code = turn.failed_before_first_byte()
+    if code is not None:
+        raise _not_started_error(code)
+    return sse_response(turns.follow(turn.session_id), turn.turn_id)
+
+
+@router.get("/api/sessions/{session_id}/stream", response_class=StreamingResponse,
+            responses=SSE_RESPONSE | {204: {"description": "The client has the turn's terminal frame"}})
+async def resume_stream(request: Request, session: OwnedSession, turns: Turns) -> Response:
+    """The session's latest turn from the frame after ``Last-Event-ID`` (header) or
+    ``?last_event_id=``: the missed frames, then the rest live, to its terminal frame; 204 once
+    the client has the terminal frame. ``?turn=<X-Turn-Id>``: only if that is still the latest
+    turn (else 404)."""
+    return await resume(request, session.id, turns)
+
+
+@router.post("/api/sessions/{session_id}/cancel")
+async def cancel_turn(session: OwnedSession, turns: Turns) -> dict:
+    """Stop the session's running turn (its stream ends with ``event: cancelled``).
+    ``{"cancelled": false}`` when no turn is running."""
+    turn = turns.running(session.id)
+    if turn is None:  # not here: with a shared store, maybe on another process
+        return {"cancelled": await turns.cancel_elsewhere(session.id)}
+    await turns.cancel(turn, "cancel_requested")
+    return {"cancelled": True}
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The FastAPI app of the reference server. The environment must already point at a
     model: google-genai reads ``GOOGLE_API_KEY`` (or Vertex AI settings, and
@@ -130,10 +302,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     agent = settings.agent or build_agent(Gemini(model=model_name(), retry_options=settings.retry_options,
                                                  client_kwargs=model_client_kwargs()))
-    session_service = settings.session_service
-    app_name = settings.app_name
-    runner = Runner(app_name=app_name, agent=agent, session_service=session_service)
-    current_user = make_current_user(settings.tokens)
+    runner = Runner(app_name=settings.app_name, agent=agent, session_service=settings.session_service)
     store = settings.replay_store or InMemoryReplayStore(ttl_s=settings.replay_ttl_s)
     turns = TurnManager(runner, store, settings.run_config, grace_s=settings.resume_grace_s)
 
@@ -152,6 +321,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.runner = runner
     app.state.turns = turns
     app.state.replay_store = store
+    app.state.current_user = make_current_user(settings.tokens)
     install_error_handlers(app)
     if settings.cors_origins:  # closed by default: no CORS header, so browsers block other origins
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
@@ -159,114 +329,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                            allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
                            expose_headers=[TURN_HEADER])
 
-    async def owned_session(session_id: str, user: Annotated[str, Depends(current_user)]) -> Session:
-        """The caller's session, or 404: a foreign id gets the same answer as an unknown one."""
-        if len(session_id) > MAX_SESSION_ID_CHARS:  # never sent to the session service
-            raise api_error(404, "SESSION_NOT_FOUND", "No such session.")
-        session = await session_service.get_session(
-            app_name=app_name, user_id=user, session_id=session_id,
-            config=GetSessionConfig(num_recent_events=0),
-        )
-        if session is None:
-            raise api_error(404, "SESSION_NOT_FOUND", "No such session.")
-        return session
-
-    async def started_turn(
-        session: Annotated[Session, Depends(owned_session)],
-        _json: Annotated[None, Depends(require_json)],
-        message: Annotated[MessageIn, Depends(read_message)],
-    ) -> Turn:
-        """Start the turn, and wait (at most ``first_event_wait_s``) for the model's first
-        event: a model that fails before it (429/503, after google-genai's retries) is
-        answered 503 with JSON, no stream opened."""
-        if await turns.busy(session.id):
-            raise api_error(409, "TURN_IN_PROGRESS",
-                            "A turn of this session is still running: wait for it or cancel it.")
-        turn = await turns.start(session.user_id, session.id, message.text)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(settings.first_event_wait_s):
-                await turn.decided.wait()
-        code = turn.failed_before_first_byte()
-        if code is not None:
-            raise api_error(503, code, STREAM_ERRORS[code], headers={"Retry-After": str(RETRY_AFTER_S)})
-        return turn
-
-    async def resumable(session: Annotated[Session, Depends(owned_session)],
-                        request: Request) -> tuple[str, int, str]:
-        """(session id, last frame id seen, turn id), or 404 if the session has no turn to
-        resume, or (with ``?turn=``, the ``X-Turn-Id`` the stream came with) not that one any
-        more: frame ids restart with each turn, so an id of an older turn must not be read
-        as one of the latest."""
-        after = last_event_id(request)
-        tail = await store.read(session.id, after)
-        if tail is None:
-            raise api_error(404, "NO_TURN_TO_RESUME",
-                            "This session has no turn to resume (none yet, or it expired).")
-        wanted = request.query_params.get("turn")
-        if wanted is not None and wanted != tail.turn_id:
-            raise api_error(404, "NO_TURN_TO_RESUME",
-                            "That turn is over and a newer one has replaced it: reload the conversation.")
-        return session.id, after, tail.turn_id
-
-    @app.get("/", include_in_schema=False)
-    async def index():
-        page = settings.static_dir / "index.html"
-        if page.is_file():
-            return FileResponse(page, headers={"Cache-Control": "no-cache"})
-        return HTMLResponse(_PLACEHOLDER_PAGE)
-
-    @app.get("/healthz")
-    async def healthz() -> dict:
-        return {"status": "ok"}
-
-    @app.post("/api/sessions", status_code=201)
-    async def create_session(user: Annotated[str, Depends(current_user)]) -> dict:
-        session = await session_service.create_session(
-            app_name=app_name, user_id=user, session_id=secrets.token_urlsafe(16)
-        )
-        return {"session_id": session.id}
-
-    @app.post(
-        "/api/sessions/{session_id}/messages",
-        response_class=StreamingResponse,
-        openapi_extra={"requestBody": {"required": True, "content": {
-            "application/json": {"schema": MessageIn.model_json_schema()}}}},
-        responses=SSE_RESPONSE | {code: {"description": text, "content": {"application/json": {"example": error_body(name, "...")}}}
-                   for code, name, text in [
-                       (400, "INVALID_JSON", "The body is not JSON"),
-                       (401, "UNAUTHENTICATED", "Missing or unknown bearer token"),
-                       (404, "SESSION_NOT_FOUND", "No such session (or not yours)"),
-                       (409, "TURN_IN_PROGRESS", "A turn of this session is still running"),
-                       (413, "PAYLOAD_TOO_LARGE", f"Body over {MAX_BODY_BYTES} bytes"),
-                       (415, "UNSUPPORTED_MEDIA_TYPE", "Body not declared as JSON"),
-                       (422, "INVALID_REQUEST", "JSON of the wrong shape"),
-                       (503, "MODEL_UNAVAILABLE", "The model failed before the first byte "
-                                                  "(also RATE_LIMITED), after retries")]},
-    )
-    async def post_message(turn: Annotated[Turn, Depends(started_turn)]) -> StreamingResponse:
-        """Stream the agent's answer: one frame per ADK event, then ``done`` (or ``error``, or
-        ``cancelled``). The turn runs on if the client leaves; resume it with ``GET .../stream``."""
-        return sse_response(turns.follow(turn.session_id), turn.turn_id)
-
-    @app.get("/api/sessions/{session_id}/stream", response_class=StreamingResponse,
-             responses=SSE_RESPONSE)
-    async def resume_stream(resume: Annotated[tuple[str, int, str], Depends(resumable)]) -> StreamingResponse:
-        """The session's latest turn from the frame after ``Last-Event-ID`` (header) or
-        ``?last_event_id=``: the missed frames, then the rest live, to its terminal frame.
-        ``?turn=<X-Turn-Id>``: only if that is still the latest turn (else 404)."""
-        session_id, after, turn_id = resume
-        return sse_response(turns.follow(session_id, after), turn_id)
-
-    @app.post("/api/sessions/{session_id}/cancel")
-    async def cancel_turn(session: Annotated[Session, Depends(owned_session)]) -> dict:
-        """Stop the session's running turn (its stream ends with ``event: cancelled``).
-        ``{"cancelled": false}`` when no turn is running."""
-        turn = turns.running(session.id)
-        if turn is None:  # not here: with a shared store, maybe on another process
-            return {"cancelled": await turns.cancel_elsewhere(session.id)}
-        await turns.cancel(turn, "cancel_requested")
-        return {"cancelled": True}
-
+    app.include_router(router)
     if settings.static_dir.is_dir():
         app.mount("/static", StaticFiles(directory=settings.static_dir), name="static")
     return app

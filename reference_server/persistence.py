@@ -42,7 +42,7 @@ from google.adk.events import Event
 from google.adk.sessions import BaseSessionService, InMemorySessionService, Session
 from google.adk.sessions.sqlite_session_service import SqliteSessionService
 
-from .replay import Frame, ReplayStore, Tail, TurnState
+from .replay import EVENT, Frame, ReplayStore, Tail, TurnState
 
 DATABASE_URL_ENV = "DATABASE_URL"
 POOL_SIZE_ENV = "DATABASE_POOL_SIZE"
@@ -251,8 +251,9 @@ class DatabaseReplayStore(ReplayStore):
             sa.Column("session_id", sa.String(128), primary_key=True),
             sa.Column("turn_id", sa.String(64), primary_key=True),
             sa.Column("frame_id", sa.Integer, primary_key=True, autoincrement=False),
-            sa.Column("event", sa.String(32), nullable=True),
-            sa.Column("data", sa.Text, nullable=False))
+            sa.Column("event", sa.String(32), nullable=True),  # the kind; NULL: an ADK event
+            sa.Column("data", sa.Text, nullable=False),
+            sa.Column("code", sa.String(64), nullable=True))
         self._metadata = metadata
         self._ready = False
         self._local: dict[str, asyncio.Event] = {}  # wakes this process's waiters at once
@@ -270,41 +271,70 @@ class DatabaseReplayStore(ReplayStore):
         return self.engine.begin()
 
     def _add_missing_columns(self, conn) -> None:
-        """A ``replay_turns`` made by an earlier version lacks the turn state columns."""
-        have = {c["name"] for c in self._sa.inspect(conn).get_columns("replay_turns")}
-        for column in self.turns.columns:
-            if column.name not in have:
-                ddl = column.type.compile(conn.dialect)
-                default = " NOT NULL DEFAULT FALSE" if column.name == "cancel_requested" else ""
-                with contextlib.suppress(self._sa.exc.DBAPIError):  # another process added it
-                    conn.exec_driver_sql(f"ALTER TABLE replay_turns ADD COLUMN {column.name} {ddl}{default}")
+        """Tables made by an earlier version lack the turn state columns and the frame's code."""
+        inspector = self._sa.inspect(conn)
+        for table in (self.turns, self.frames):
+            have = {c["name"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in have:
+                    ddl = column.type.compile(conn.dialect)
+                    default = " NOT NULL DEFAULT FALSE" if column.name == "cancel_requested" else ""
+                    with contextlib.suppress(self._sa.exc.DBAPIError):  # another process added it
+                        conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {ddl}{default}")
 
     def _wake(self, session_id: str) -> None:
         event = self._local.pop(session_id, None)
         if event is not None:
             event.set()
 
-    async def open_turn(self, session_id: str, turn_id: str) -> None:
-        sa = self._sa
+    async def begin_turn(self, session_id: str, turn_id: str, *, owner_stale_s: float) -> bool:
+        """One conditional ``UPDATE`` of the session's row (taken only if its turn ended, or its
+        owner stopped checking in), else one ``INSERT`` (refused by the primary key if another
+        request inserted first): whichever of N racing requests, on any process, changes the
+        row starts the turn; the others get False. Portable SQL, no dialect-specific upsert."""
+        sa, t = self._sa, self.turns.c
+        now = self._clock()
+        fresh = {"turn_id": turn_id, "ended_at": None, "owner_at": now, "reader_at": None,
+                 "cancel_requested": False}
         async with await self._begin() as conn:
-            await conn.execute(sa.delete(self.frames).where(self.frames.c.session_id == session_id))
-            await conn.execute(sa.delete(self.turns).where(self.turns.c.session_id == session_id))
-            await conn.execute(sa.insert(self.turns).values(session_id=session_id, turn_id=turn_id,
-                                                            ended_at=None, owner_at=self._clock()))
+            taken = await conn.execute(sa.update(self.turns).where(
+                t.session_id == session_id,
+                sa.or_(t.ended_at.is_not(None), t.owner_at.is_(None), t.owner_at < now - owner_stale_s),
+            ).values(**fresh))
+            claimed = taken.rowcount == 1
+            if claimed:
+                await conn.execute(sa.delete(self.frames).where(
+                    self.frames.c.session_id == session_id, self.frames.c.turn_id != turn_id))
+        if not claimed:
+            try:
+                async with self.engine.begin() as conn:
+                    await conn.execute(sa.insert(self.turns).values(session_id=session_id, **fresh))
+            except sa.exc.IntegrityError:  # the row exists: a turn is running (or just started)
+                return False
         self._wake(session_id)
+        return True
 
     async def append(self, session_id: str, turn_id: str, frame: Frame) -> None:
-        sa = self._sa
+        """One ``INSERT ... SELECT ... WHERE`` the turn is still the session's running one: a
+        write from its first statement. (A ``SELECT`` then an ``INSERT`` in one transaction
+        fails at once on SQLite in WAL mode, "database is locked", no busy wait, when another
+        process wrote in between.)"""
+        sa, t = self._sa, self.turns.c
+        running = sa.select(t.session_id).where(t.session_id == session_id, t.turn_id == turn_id,
+                                                t.ended_at.is_(None))
+        row = sa.select(sa.literal(session_id, sa.String), sa.literal(turn_id, sa.String),
+                        sa.literal(frame.id, sa.Integer),
+                        sa.literal(None if frame.kind == EVENT else frame.kind, sa.String),
+                        sa.literal(frame.data, sa.Text), sa.literal(frame.code, sa.String))
         async with await self._begin() as conn:
-            row = (await conn.execute(sa.select(self.turns.c.turn_id, self.turns.c.ended_at)
-                                      .where(self.turns.c.session_id == session_id))).first()
-            if row is None or row.turn_id != turn_id or row.ended_at is not None:
+            added = await conn.execute(sa.insert(self.frames).from_select(
+                ["session_id", "turn_id", "frame_id", "event", "data", "code"],
+                row.where(running.exists())))
+            if added.rowcount != 1:
                 return  # the turn was replaced or already ended
-            await conn.execute(sa.insert(self.frames).values(
-                session_id=session_id, turn_id=turn_id, frame_id=frame.id, event=frame.event,
-                data=frame.data))
             if frame.terminal:
-                await conn.execute(sa.update(self.turns).where(self.turns.c.session_id == session_id)
+                await conn.execute(sa.update(self.turns).where(t.session_id == session_id,
+                                                               t.turn_id == turn_id)
                                    .values(ended_at=self._clock()))
         self._wake(session_id)
 
@@ -320,11 +350,12 @@ class DatabaseReplayStore(ReplayStore):
                 await conn.execute(sa.delete(self.turns).where(self.turns.c.session_id == session_id))
                 return None
             rows = await conn.execute(
-                sa.select(self.frames.c.frame_id, self.frames.c.event, self.frames.c.data)
+                sa.select(self.frames.c.frame_id, self.frames.c.event, self.frames.c.data,
+                          self.frames.c.code)
                 .where(self.frames.c.session_id == session_id, self.frames.c.turn_id == row.turn_id,
                        self.frames.c.frame_id > after)
                 .order_by(self.frames.c.frame_id))
-            frames = [Frame(r.frame_id, r.event, r.data) for r in rows]
+            frames = [Frame(r.frame_id, r.event or EVENT, r.data, r.code) for r in rows]
         return Tail(row.turn_id, frames, row.ended_at is not None)
 
     async def _latest(self, session_id: str) -> tuple[int, bool, str | None]:

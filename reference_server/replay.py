@@ -10,8 +10,8 @@ frame is in), its frames stay readable for ``ttl_s`` seconds, then they are drop
 
 ``ReplayStore`` is the interface; ``InMemoryReplayStore`` keeps frames in this process
 (one server process). Several processes behind one port need a shared implementation
-(a database table or Redis, keyed by session) of the same five methods, and of the turn state
-below (``shared = True``), which lets every process see which turn is running (the 409), ask
+(a database table or Redis, keyed by session) of the same five methods (``begin_turn`` an
+atomic compare-and-set there too), and of the turn state below (``shared = True``), which lets every process see which turn is running (the 409), ask
 its owner to cancel it, and tell it that a client follows it from elsewhere (the grace period).
 """
 
@@ -23,21 +23,40 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
-TERMINAL_EVENTS = ("done", "error", "cancelled")
+# A frame's kind: an ADK event (sent without an ``event:`` line, so a client reads it as a plain
+# "message"); any other kind ("done", "error", "cancelled") is the terminal frame of a turn.
+EVENT = "event"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Frame:
-    """One SSE frame as stored: ``id`` (1, 2, ... within a turn), ``event`` (None for a
-    plain ``message``) and ``data`` (the JSON text after ``data:``)."""
+    """One SSE frame, from the ADK event (or the turn's end) to the bytes on the wire: the one
+    representation the server stores, replays and sends.
+
+    ``id``: 1, 2, ... within a turn. ``kind``: ``"event"`` (an ADK event) or ``"done"``,
+    ``"error"``, ``"cancelled"`` (the turn's terminal frame). ``data``: the JSON text after
+    ``data:``. ``code``: for an ``error`` frame, its error code (the one in ``data``); for an
+    ``event`` frame, ADK's ``error_code`` when the event carries one (an error frame follows it).
+    """
 
     id: int
-    event: str | None
+    kind: str
     data: str
+    code: str | None = None
 
     @property
     def terminal(self) -> bool:
-        return self.event in TERMINAL_EVENTS
+        return self.kind != EVENT
+
+    def encode(self) -> bytes:
+        """The frame as SSE bytes: ``id:``, ``event:`` unless an ADK event, one ``data:`` line
+        per line of ``data`` (split on ``\r\n``, ``\r`` and ``\n``, the three line ends of the
+        SSE standard, as FastAPI's ``format_sse_event`` does), then the blank line."""
+        event = "" if self.kind == EVENT else f"event: {self.kind}\n"
+        data = self.data
+        if "\r" in data or "\n" in data:  # JSON text has none: the fast path is one line
+            data = data.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\ndata: ")
+        return f"id: {self.id}\n{event}data: {data}\n\n".encode()
 
 
 @dataclass
@@ -69,8 +88,12 @@ class ReplayStore(ABC):
     shared = False  # True: other processes use the same store (and the turn state methods)
 
     @abstractmethod
-    async def open_turn(self, session_id: str, turn_id: str) -> None:
-        """A new turn starts in the session: forget the previous turn's frames."""
+    async def begin_turn(self, session_id: str, turn_id: str, *, owner_stale_s: float) -> bool:
+        """Start ``turn_id`` in the session, as one atomic step: False (and nothing changes) if
+        the session's latest turn is still running; else the previous turn's frames are
+        forgotten and True. This is the only thing that makes "one turn per session" hold
+        when requests race (in one process or several). A shared store also takes over a
+        turn whose owner has not checked in for ``owner_stale_s`` seconds (its process died)."""
 
     @abstractmethod
     async def append(self, session_id: str, turn_id: str, frame: Frame) -> None:
@@ -126,12 +149,16 @@ class InMemoryReplayStore(ReplayStore):
     def _expired(self, log: _Log) -> bool:
         return log.ended_at is not None and self._clock() - log.ended_at > self.ttl_s
 
-    async def open_turn(self, session_id: str, turn_id: str) -> None:
-        await self.purge()
+    async def begin_turn(self, session_id: str, turn_id: str, *, owner_stale_s: float = 0) -> bool:
+        # No await between the check and the write: atomic for every task of this event loop.
         old = self._logs.get(session_id)
+        if old is not None and old.ended_at is None:
+            return False
         self._logs[session_id] = _Log(turn_id)
         if old is not None:
             old.changed.set()  # wake readers of the old turn: it is gone
+        await self.purge()
+        return True
 
     async def append(self, session_id: str, turn_id: str, frame: Frame) -> None:
         log = self._logs.get(session_id)

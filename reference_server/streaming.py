@@ -1,4 +1,11 @@
-"""ADK events -> SSE frames: one frame per event, ``id:`` 1, 2, ..., then ``done`` or ``error``."""
+"""ADK events -> SSE frames: one frame per event, ``id:`` 1, 2, ..., then ``done`` or ``error``.
+
+``event_frames`` is the server's: it yields ``replay.Frame`` objects (kind and error code as
+fields; ``Frame.encode`` makes the bytes), and ``event_frame`` is the one place where an ADK
+event becomes a frame. ``sse_frames`` and ``in_own_task`` are notebook 05's endpoint for
+FastAPI's ``EventSourceResponse`` (same rules, ``ServerSentEvent`` items); notebooks 05 and 10
+import them from here, the server does not use them.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +20,8 @@ import anyio
 from fastapi.sse import ServerSentEvent
 from google.adk.events import Event
 
-from .errors import classify_error_code, classify_exception, error_frame
+from .errors import STREAM_ERRORS, classify_error_code, classify_exception, error_body, error_frame
+from .replay import EVENT, Frame
 
 logger = logging.getLogger("reference_server")
 
@@ -84,3 +92,38 @@ async def sse_frames(events: AsyncIterable[Event]) -> AsyncIterator[ServerSentEv
         yield error_frame(classify_exception(exc), frame_id + 1)
         return
     yield ServerSentEvent(event="done", raw_data=json.dumps({"events": frame_id}), id=str(frame_id + 1))
+
+
+def event_frame(event: Event, frame_id: int) -> Frame:
+    """The one place where an ADK event becomes a frame: serialized by ADK's own model
+    (camelCase aliases, no nulls), without ``error_message`` (ADK puts ``str(exception)``
+    there: internals, not for clients); ADK's ``error_code`` becomes the frame's ``code``."""
+    if event.error_code:
+        event = event.model_copy(update={"error_message": None})
+    return Frame(frame_id, EVENT, event.model_dump_json(exclude_none=True, by_alias=True),
+                 event.error_code)
+
+
+def failure_frame(code: str, frame_id: int, message: str | None = None) -> Frame:
+    """The in-band error: ``event: error`` with ``{"error": {"code", "message"}}``."""
+    return Frame(frame_id, "error", json.dumps(error_body(code, message or STREAM_ERRORS[code])), code)
+
+
+async def event_frames(events: AsyncIterable[Event]) -> AsyncIterator[Frame]:
+    """Each ADK event as one frame (ids 1, 2, ...), then ``done``; or an ``error`` frame: after
+    an event carrying ``error_code`` (a model error, a finish reason such as MAX_TOKENS, a
+    tool's exception), or for an exception. Cancellation is not an ``Exception``: it passes."""
+    frame_id = 0
+    try:
+        async for event in events:
+            frame_id += 1
+            frame = event_frame(event, frame_id)
+            yield frame
+            if frame.code:
+                yield failure_frame(classify_error_code(frame.code), frame_id + 1)
+                return
+    except Exception as exc:  # after the first byte the status is 200: report in band
+        logger.warning("stream failed after %d frames", frame_id, exc_info=exc)
+        yield failure_frame(classify_exception(exc), frame_id + 1)
+        return
+    yield Frame(frame_id + 1, "done", json.dumps({"events": frame_id}))

@@ -11,7 +11,12 @@ SSE frame to a ``ReplayStore``; a request only *follows* the store (``follow``).
   is set, so ADK stops and persists an event with ``error_code="INVOCATION_ABORTED"``; the
   model request is closed (by ADK, or by the turn when ADK leaves it open: model_responses.py);
   the stream ends with ``event: cancelled``;
-- one turn per session at a time (a second message while one runs: 409).
+- one turn per session at a time: ``start`` claims the session in the store in one atomic
+  step (``ReplayStore.begin_turn``), so of N messages racing for one session, in one process
+  or several, exactly one starts a turn and the others get None (the 409);
+- a turn whose model fails before its first event (429/503 after retries, answered 503 before
+  the first byte) is rewound in the session (ADK's ``Runner.rewind_async``): the user's
+  message no longer counts, so sending it again does not put it twice in the history.
 
 Several processes sharing a store (``ReplayStore.shared``, e.g. the database store): the
 process that runs a turn (its *owner*) checks in every ``OWNER_BEAT_S`` and polls every
@@ -38,16 +43,14 @@ import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from fastapi.sse import ServerSentEvent
 from google.adk.agents.invocation_context import LlmCallsLimitExceededError
 from google.adk.agents.run_config import RunConfig
 from google.adk.runners import Runner
 from google.genai import types
 
-from .errors import error_body, error_frame
 from .model_responses import closing_model_responses
-from .replay import Frame, ReplayStore, TurnState
-from .streaming import sse_frames
+from .replay import EVENT, Frame, ReplayStore, Tail, TurnState
+from .streaming import event_frames, failure_frame
 
 logger = logging.getLogger("reference_server")
 
@@ -71,25 +74,20 @@ TURN_ERRORS = {
                  "Send the message again.",
 }
 
-
-def turn_error_frame(code: str, frame_id: int) -> ServerSentEvent:
-    return ServerSentEvent(event="error", raw_data=json.dumps(error_body(code, TURN_ERRORS[code])),
-                           id=str(frame_id))
-
-
-KEEPALIVE_S = 15.0  # an idle stream gets a `: ping` comment this often (proxies close silent ones)
-PING = b": ping\n\n"
+# An idle stream gets a keep-alive comment this often (proxies close silent connections). A
+# comment line alone, with no blank line after it: the SSE standard ignores comment lines, and
+# a blank line would make httpx-sse and fetch-event-source dispatch an empty message (they
+# dispatch on a blank line even when no field came before it).
+KEEPALIVE_S = 15.0
+PING = b": ping\n"
 
 
-def encode(frame: Frame) -> bytes:
-    """One stored frame as SSE bytes: ``id:``, ``event:`` unless a plain message, ``data:``."""
-    event = f"event: {frame.event}\n" if frame.event else ""
-    data = "".join(f"data: {line}\n" for line in frame.data.split("\n"))
-    return f"id: {frame.id}\n{event}{data}\n".encode()
-
-
-def of_sse(sse: ServerSentEvent) -> Frame:
-    return Frame(int(sse.id), None if sse.event in (None, "message") else sse.event, sse.raw_data)
+def not_started(frames: list[Frame]) -> str | None:
+    """The error code if these frames (a whole turn) show a model that failed before its first
+    event (429/503 after retries): no frame of content, only ADK's error event, then the error."""
+    if not frames or frames[-1].kind != "error" or frames[-1].code not in NOT_STARTED:
+        return None
+    return None if any(f.kind == EVENT and f.code is None for f in frames) else frames[-1].code
 
 
 def _owner_alive(state: TurnState | None) -> bool:
@@ -101,6 +99,7 @@ def _owner_alive(state: TurnState | None) -> bool:
 class Turn:
     """One running (or finished) turn of a session, as seen from this process."""
 
+    user_id: str
     session_id: str
     turn_id: str
     abort: asyncio.Event = field(default_factory=asyncio.Event)
@@ -108,6 +107,7 @@ class Turn:
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     cancel_reason: str | None = None
     content_started: bool = False
+    invocation_id: str | None = None  # ADK's, from the turn's first event
     terminal: Frame | None = None
     attached: int = 0
     task: asyncio.Task | None = None
@@ -119,10 +119,9 @@ class Turn:
 
     def failed_before_first_byte(self) -> str | None:
         """The stream error code if the model never started (429/503 after retries)."""
-        if self.content_started or self.terminal is None or self.terminal.event != "error":
+        if self.content_started or self.terminal is None or self.terminal.kind != "error":
             return None
-        code = json.loads(self.terminal.data)["error"]["code"]
-        return code if code in NOT_STARTED else None
+        return self.terminal.code if self.terminal.code in NOT_STARTED else None
 
 
 class TurnManager:
@@ -144,11 +143,13 @@ class TurnManager:
         turn = self.turns.get(session_id)
         return turn if turn is not None and turn.running else None
 
-    async def start(self, user_id: str, session_id: str, text: str) -> Turn:
-        """Start a turn (the caller checked that none is running)."""
-        turn = Turn(session_id, secrets.token_hex(8))
+    async def start(self, user_id: str, session_id: str, text: str) -> Turn | None:
+        """Start a turn, or None if one of the session is running (here, or on another process
+        sharing the store): the store's ``begin_turn`` decides, atomically."""
+        turn = Turn(user_id, session_id, secrets.token_hex(8))
+        if not await self.store.begin_turn(session_id, turn.turn_id, owner_stale_s=OWNER_STALE_S):
+            return None
         self.turns[session_id] = turn
-        await self.store.open_turn(session_id, turn.turn_id)
         content = types.Content(role="user", parts=[types.Part(text=text)])
         run = self.runner.run_async(user_id=user_id, session_id=session_id, new_message=content,
                                     run_config=self.run_config, abort_signal=turn.abort)
@@ -158,10 +159,6 @@ class TurnManager:
         if self.store.shared and (self._watcher is None or self._watcher.done()):
             self._watcher = asyncio.create_task(self._watch(), name="turn-watcher")
         return turn
-
-    async def busy(self, session_id: str) -> bool:
-        """A turn of the session is running, here or (shared store) on a live process."""
-        return self.running(session_id) is not None or _owner_alive(await self.store.turn_state(session_id))
 
     async def cancel_elsewhere(self, session_id: str, timeout_s: float = 5.0) -> bool:
         """Shared store: ask the process running the session's turn to cancel it and wait (at
@@ -200,8 +197,7 @@ class TurnManager:
     async def _produce(self, turn: Turn, run) -> None:
         """Run the turn, appending its frames to the store. ADK is iterated right here: this
         task is the turn's own (no request's cancel scope reaches it), so ADK's cleanup on a
-        cancel runs to the end, as ``in_own_task`` ensures for notebook 05's endpoint, without
-        a queue and a task per frame."""
+        cancel runs to the end without a queue and a task per frame."""
         next_id = 1
         limit_hit = False
 
@@ -209,6 +205,7 @@ class TurnManager:
             nonlocal limit_hit
             try:
                 async for event in run:
+                    turn.invocation_id = turn.invocation_id or event.invocation_id
                     if event.error_code == ABORTED or turn.abort.is_set():
                         return  # the stream ends with `cancelled`, not ADK's abort event
                     if event.error_code == LIMIT_EXCEEDED:
@@ -220,9 +217,11 @@ class TurnManager:
 
         async def put(frame: Frame) -> None:
             nonlocal next_id
+            if frame.terminal and not turn.content_started and frame.code in NOT_STARTED:
+                await self._rewind(turn)  # before the end: no new turn can start meanwhile
             await self.store.append(turn.session_id, turn.turn_id, frame)
             next_id = frame.id + 1
-            if frame.event is None and '"errorCode"' not in frame.data:
+            if frame.kind == EVENT and frame.code is None:
                 turn.content_started = True
                 turn.decided.set()
             if frame.terminal:
@@ -233,19 +232,20 @@ class TurnManager:
             # closing_model_responses: closes the model's HTTP response if ADK leaves it open
             # (model_responses.py); aclosing(run): ADK's cleanup, which seals an aborted run.
             async with closing_model_responses(), contextlib.aclosing(run), \
-                    contextlib.aclosing(ours), contextlib.aclosing(sse_frames(ours)) as frames:
-                async for sse in frames:
+                    contextlib.aclosing(ours), contextlib.aclosing(event_frames(ours)) as frames:
+                async for frame in frames:
                     if turn.abort.is_set():
                         break
-                    if limit_hit and sse.event == "done":
-                        sse = turn_error_frame("TOO_MANY_MODEL_CALLS", int(sse.id))
-                    await put(of_sse(sse))
+                    if limit_hit and frame.kind == "done":
+                        frame = failure_frame("TOO_MANY_MODEL_CALLS", frame.id,
+                                              TURN_ERRORS["TOO_MANY_MODEL_CALLS"])
+                    await put(frame)
         except asyncio.CancelledError:
             pass  # cancelled by `cancel` after abort_wait_s: end with `cancelled` below
-        except Exception:  # a bug here, not in the run (sse_frames reports those)
+        except Exception:  # a bug here, not in the run (event_frames reports those)
             logger.exception("turn %s failed", turn.turn_id)
             if turn.terminal is None:
-                await put(of_sse(error_frame("INTERNAL", next_id)))
+                await put(failure_frame("INTERNAL", next_id))
         finally:
             if turn.terminal is None:
                 reason = turn.cancel_reason or "cancelled"
@@ -256,6 +256,23 @@ class TurnManager:
                 turn.grace_task.cancel()
             if self.turns.get(turn.session_id) is turn:
                 del self.turns[turn.session_id]  # its frames stay in the store for resumers
+
+    async def _rewind(self, turn: Turn) -> None:
+        """The model never started: take the user's message (and ADK's error event) out of the
+        conversation with ADK's own rewind, so that sending it again does not repeat it. The
+        events stay in the session, marked rewound; ADK leaves them out of every model request."""
+        try:
+            invocation_id = turn.invocation_id
+            if invocation_id is None:  # no event came out: the user's message is the last one
+                session = await self.runner.session_service.get_session(
+                    app_name=self.runner.app_name, user_id=turn.user_id, session_id=turn.session_id)
+                mine = [e for e in session.events if e.author == "user"] if session else []
+                invocation_id = mine[-1].invocation_id if mine else None
+            if invocation_id is not None:
+                await self.runner.rewind_async(user_id=turn.user_id, session_id=turn.session_id,
+                                               rewind_before_invocation_id=invocation_id)
+        except Exception:  # the history keeps the message: a retry repeats it, nothing worse
+            logger.warning("turn %s: could not rewind the failed message", turn.turn_id, exc_info=True)
 
     async def cancel(self, turn: Turn, reason: str) -> None:
         """Stop the turn: ADK's abort signal first (ADK persists its INVOCATION_ABORTED event
@@ -295,7 +312,7 @@ class TurnManager:
                      poll_s: float = 1.0) -> AsyncIterator[bytes]:
         """The session's latest turn from frame ``after + 1``, as SSE bytes: stored frames
         first, then live ones, to its terminal frame. Frames that are ready together go out as
-        one chunk (one write); an idle stream gets ``: ping`` every ``keepalive_s``. While this
+        one chunk (one write); an idle stream gets ``PING`` every ``keepalive_s``. While this
         generator runs, the turn has a client."""
         turn = self.turns.get(session_id)
         if turn is not None:
@@ -321,7 +338,7 @@ class TurnManager:
                         continue  # read the TURN_LOST frame like any other
                     await self.store.mark(session_id, turn_id, reader=True)
                 if tail.frames:  # none follows a terminal frame: the store refuses them
-                    yield b"".join(encode(f) for f in tail.frames)
+                    yield b"".join(f.encode() for f in tail.frames)
                     after = tail.frames[-1].id
                     last_write = loop.time()
                 elif loop.time() - last_write >= keepalive_s:
@@ -337,7 +354,7 @@ class TurnManager:
                 if turn.attached == 0 and turn.running:
                     self._arm_grace(turn)
 
-    async def _seal_if_lost(self, session_id: str, tail) -> bool:
+    async def _seal_if_lost(self, session_id: str, tail: Tail) -> bool:
         """Shared store: end a turn whose owner stopped checking in (its process died) with
         ``TURN_LOST``. True if sealed (by this call or by another reader just now)."""
         state = await self.store.turn_state(session_id)
@@ -345,7 +362,7 @@ class TurnManager:
             return False
         whole = await self.store.read(session_id, 0)
         last_id = whole.frames[-1].id if whole is not None and whole.frames else 0
-        frame = Frame(last_id + 1, "error", json.dumps(error_body("TURN_LOST", TURN_ERRORS["TURN_LOST"])))
+        frame = failure_frame("TURN_LOST", last_id + 1, TURN_ERRORS["TURN_LOST"])
         with contextlib.suppress(Exception):  # another reader sealed it first: fine
             await self.store.append(session_id, tail.turn_id, frame)
         return True

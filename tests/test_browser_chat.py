@@ -77,7 +77,7 @@ def server(gemini_emulator_session) -> Iterator[BackgroundServer]:
     """The reference server, as ``make serve`` builds it, on a free loopback port."""
     # The model's client is made at the first request, inside a test, where the `emulator`
     # fixture has pointed the environment at the (session-wide) emulator.
-    with BackgroundServer(create_app(Settings(tokens={TOKEN: "tester"}))) as running:
+    with BackgroundServer(create_app(Settings(tokens={TOKEN: "tester"}, database_url="memory://"))) as running:
         yield running
 
 
@@ -247,7 +247,7 @@ def test_thoughts_are_shown_apart_from_the_answer(browser, emulator):
         generate_content_config=types.GenerateContentConfig(
             thinking_config=types.ThinkingConfig(include_thoughts=True)),
     )
-    app = create_app(Settings(tokens={TOKEN: "tester"}, agent=thinking))
+    app = create_app(Settings(tokens={TOKEN: "tester"}, agent=thinking, database_url="memory://"))
     with BackgroundServer(app) as server:
         context = browser.new_context()
         page = context.new_page()

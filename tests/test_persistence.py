@@ -70,8 +70,13 @@ def test_from_env_reads_database_url(tmp_path, monkeypatch):
     assert isinstance(memory.session_service, InMemorySessionService)
     given = InMemorySessionService()
     assert Settings.from_env({"DATABASE_URL": "sqlite:///nowhere/x.db"}, session_service=given).session_service is given
-    # Built in code, Settings keeps the in-memory default (tests, notebooks).
-    assert isinstance(Settings(tokens={"t": "u"}).session_service, InMemorySessionService)
+    # One default, however the settings are made: built in code, the same SQLite file.
+    in_code = Settings(tokens={"t": "u"})
+    assert isinstance(in_code.session_service, SerializedSqliteSessionService)
+    assert describe(in_code.session_service) == describe(default.session_service)
+    assert isinstance(Settings(tokens={"t": "u"}, database_url="memory://").session_service,
+                      InMemorySessionService)
+    assert "pw" not in repr(Settings(tokens={"t": "u"}, database_url=f"sqlite:///{tmp_path / 'pw.db'}"))
 
 
 def test_default_sqlite_file_is_under_the_project_and_ignored():

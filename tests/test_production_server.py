@@ -43,6 +43,7 @@ FAST_RETRY = types.HttpRetryOptions(attempts=3, initial_delay=0.05, max_delay=0.
 def serve(**settings):
     settings.setdefault("tokens", dict(REFERENCE_TOKENS))
     settings.setdefault("retry_options", FAST_RETRY)
+    settings.setdefault("database_url", "memory://")
     app = create_app(Settings(**settings))
     with BackgroundServer(app) as server, httpx.Client(base_url=server.url, timeout=15) as client:
         client.server = server
@@ -519,3 +520,70 @@ def test_settings_from_env_read_the_production_variables():
     for bad in ["-1", "soon", "nan"]:
         with pytest.raises(ValueError, match="WORKSHOP_RESUME_GRACE_S"):
             hardening_from_env({"WORKSHOP_RESUME_GRACE_S": bad})
+
+
+# -- reconnects, retries and the end of a stream ------------------------------------------------
+def test_a_post_with_last_event_id_is_a_reconnect_never_a_new_turn(api, emulator):
+    """fetch-event-source and aiohttp-sse-client reconnect by sending the same POST again, with
+    Last-Event-ID: the server resumes the latest turn instead of asking the model again."""
+    sid = new_session(api)
+    refused = api.post(f"/api/sessions/{sid}/messages", headers={**ALICE, "Last-Event-ID": "3"},
+                       json={"text": "Count to 5"})
+    assert_error(refused, 409, "NOT_A_NEW_MESSAGE")  # no turn to resume: not a message either
+    assert emulator.requests == []
+    ctx, it, frames = start_slow_turn(api, emulator, sid, "Count to 40")
+    ctx.__exit__(None, None, None)  # the connection drops; the client resends its POST
+    with connect_sse(api, "POST", f"/api/sessions/{sid}/messages", json={"text": "Count to 40"},
+                     headers={**ALICE, "Last-Event-ID": frames[-1].id}) as source:
+        assert source.response.status_code == 200
+        rest = list(source.iter_sse())
+    whole = frames + rest
+    assert [int(f.id) for f in whole] == list(range(1, len(whole) + 1))
+    assert terminal(whole).event == "done"
+    assert len(emulator.requests) == 1  # one turn, one model call
+    again = api.post(f"/api/sessions/{sid}/messages", headers={**ALICE, "Last-Event-ID": whole[-1].id},
+                     json={"text": "Count to 40"})
+    assert again.status_code == 204 and again.content == b""  # read to its end: nothing more
+    assert len(emulator.requests) == 1
+
+
+def test_a_resume_at_or_past_the_terminal_frame_is_204(api, emulator):
+    """A browser EventSource reconnects whenever a stream ends, with Last-Event-ID; only a 204
+    (or another status than 200) stops it. After the terminal frame there is nothing more."""
+    sid = new_session(api)
+    frames = read_all(api, sid, "Count to 3")
+    last = int(frames[-1].id)
+    for after in (last, last + 5):
+        response = api.get(f"/api/sessions/{sid}/stream", headers={**ALICE, "Last-Event-ID": str(after)})
+        assert response.status_code == 204 and response.content == b"", after
+    before = api.get(f"/api/sessions/{sid}/stream", headers={**ALICE, "Last-Event-ID": str(last - 1)})
+    assert before.status_code == 200 and before.text.startswith(f"id: {last}\nevent: done\n")
+
+
+def user_texts(events) -> list[str]:
+    return ["".join(p.text or "" for p in e.content.parts) for e in events
+            if e.author == "user" and e.content]
+
+
+def test_a_message_that_failed_before_the_first_byte_is_not_repeated_by_its_retry(api, emulator):
+    """503 before the first byte: the client sends the same message again. ADK had stored it
+    already (with its error event); the server rewinds that invocation (ADK's own
+    Runner.rewind_async), so the history the model gets holds the message once."""
+    from google.adk.events._rewind_events import _apply_rewinds  # ADK's own reading of a rewind
+
+    sid = new_session(api)
+    assert terminal(read_all(api, sid, "Count to 2")).event == "done"
+    emulator.arm_fault("503", FAST_RETRY.attempts)
+    failed = api.post(f"/api/sessions/{sid}/messages", headers=ALICE, json={"text": "Hello"})
+    assert_error(failed, 503, "MODEL_UNAVAILABLE")
+    # The failed turn is not replayed as a stream either: a resume gets the same 503.
+    assert_error(api.get(f"/api/sessions/{sid}/stream", headers=ALICE), 503, "MODEL_UNAVAILABLE")
+    assert terminal(read_all(api, sid, "Hello")).event == "done"  # the retry
+    history = emulator.requests[-1].body["contents"]
+    assert ["".join(p.get("text", "") for p in c["parts"]) for c in history if c["role"] == "user"] == [
+        "Count to 2", "Hello"]
+    events = session_events(api, sid)
+    assert user_texts(_apply_rewinds(events)) == ["Count to 2", "Hello"]  # what ADK counts
+    rewound = [e.actions.rewind_before_invocation_id for e in events if e.actions.rewind_before_invocation_id]
+    assert len(rewound) == 1 and user_texts(events).count("Hello") == 2  # kept, marked rewound
+    assert rewound[0] == next(e.invocation_id for e in events if user_texts([e]) == ["Hello"])

@@ -4,6 +4,7 @@ The ``reference_server`` fixture (workshop/testing.py) serves ``create_app`` on 
 talking to the ``emulator`` fixture; tokens ``tok-alice`` (alice) and ``tok-bob`` (bob).
 """
 
+import asyncio
 import json
 import os
 import re
@@ -45,7 +46,7 @@ def shared_server():
     from workshop.servers import BackgroundServer
     from workshop.testing import REFERENCE_TOKENS
 
-    with BackgroundServer(create_app(Settings(tokens=dict(REFERENCE_TOKENS)))) as server:
+    with BackgroundServer(create_app(Settings(tokens=dict(REFERENCE_TOKENS), database_url="memory://"))) as server:
         yield server
 
 
@@ -267,7 +268,7 @@ def test_an_exception_in_the_run_becomes_internal_without_details(emulator):
         raise RuntimeError("db password is hunter2")
 
     agent = Agent(name="assistant", model="gemini-3.5-flash", tools=[get_weather])
-    app = create_app(Settings(tokens={"tok-alice": "alice"}, agent=agent))
+    app = create_app(Settings(tokens={"tok-alice": "alice"}, agent=agent, database_url="memory://"))
     with BackgroundServer(app) as server, httpx.Client(base_url=server.url, timeout=10) as c:
         sid = c.post("/api/sessions", headers=ALICE).json()["session_id"]
         response, frames = read_stream(c, sid, "What's the weather in Paris?")
@@ -279,7 +280,7 @@ def test_an_exception_in_the_run_becomes_internal_without_details(emulator):
 
 def test_idle_stream_gets_keepalive_comments(client, session_id, emulator, monkeypatch,
                                                reference_server):
-    # The reference server frames its streams itself (turns.encode); default: a ping after 15 s idle.
+    # The reference server frames its streams itself (replay.Frame); default: a ping after 15 s idle.
     monkeypatch.setattr(reference_server.app.state.turns, "keepalive_s", 0.1)
     # The server waits for the model's first event before it opens the stream (at most
     # first_event_wait_s): shorten that wait so that the stream opens before the first token.
@@ -288,8 +289,62 @@ def test_idle_stream_gets_keepalive_comments(client, session_id, emulator, monke
                        json={"text": "[fault:slow-first-token=0.5] Hello"}) as response:
         raw = b"".join(response.iter_raw())
     before_first_event = raw[:raw.index(b"data:")]
-    assert before_first_event.count(b": ping\n\n") >= 2
+    assert before_first_event.count(b": ping\n") >= 2
+    assert b"\n\n: ping\n\n" not in raw and not raw.startswith(b": ping\n\n")  # a bare comment line
     assert b"event: done" in raw
+
+
+# A quiet gap mid-answer (a slow tool): 20 s in production against a 15 s keep-alive, scaled
+# here by 1/20 (gap 1 s, keep-alive 0.1 s) with clients whose read timeout (0.5 s) is shorter
+# than the gap: only the keep-alive holds the connection, and no client may see a message
+# that the server did not send.
+QUIET_GAP_S = 1.0
+
+
+@pytest.fixture
+def slow_tool_server(emulator):
+    from google.adk.agents import Agent
+
+    from reference_server import Settings, create_app
+    from workshop.servers import BackgroundServer
+
+    async def get_weather(city: str) -> dict:
+        """Get today's weather forecast for a city."""
+        await asyncio.sleep(QUIET_GAP_S)  # a slow backend: nothing to stream meanwhile
+        return {"city": city, "forecast": "Sunny", "temperature_c": 21}
+
+    agent = Agent(name="assistant", model="gemini-3.5-flash", tools=[get_weather])
+    app = create_app(Settings(tokens={"tok-alice": "alice"}, agent=agent, database_url="memory://"))
+    app.state.turns.keepalive_s = 0.1
+    with BackgroundServer(app) as server:
+        yield server
+
+
+PROMPT = "Explain step by step: what's the weather in Paris?"  # text, the slow call, then text
+
+
+def test_a_quiet_gap_mid_answer_keeps_python_clients_reading(slow_tool_server):
+    timeout = httpx.Timeout(10, read=QUIET_GAP_S / 2)
+    with httpx.Client(base_url=slow_tool_server.url, timeout=timeout, headers=ALICE) as c:
+        sid = c.post("/api/sessions").json()["session_id"]
+        with c.stream("POST", f"/api/sessions/{sid}/messages", json={"text": PROMPT}) as response:
+            raw = b"".join(response.iter_raw())
+        gap = raw[raw.index(b'"functionCall"'):raw.index(b'"functionResponse"')]
+        assert gap.count(b": ping\n") >= 3, gap[-200:]  # mid-answer, between two frames
+        assert b": ping\n\n" not in raw
+        sid = c.post("/api/sessions").json()["session_id"]
+        _, frames = read_stream(c, sid, PROMPT)  # httpx-sse
+    assert [int(f.id) for f in frames] == list(range(1, len(frames) + 1))
+    assert all(f.data for f in frames) and frames[-1].event == "done"
+
+    from workshop.loadtest import stream_turn  # the load test's client checks every frame
+
+    async def load_client() -> str | None:
+        async with httpx.AsyncClient(base_url=slow_tool_server.url, timeout=timeout, headers=ALICE) as ac:
+            sid = (await ac.post("/api/sessions")).json()["session_id"]
+            return (await stream_turn(ac, f"/api/sessions/{sid}/messages", PROMPT)).problem
+
+    assert asyncio.run(load_client()) is None
 
 
 def test_client_disconnect_closes_the_model_request(client, session_id, emulator, reference_server,

@@ -165,8 +165,9 @@ async def _store_semantics(url: str) -> None:
     store = DatabaseReplayStore(url, ttl_s=60, poll_s=0.01, clock=lambda: now[0])
     other = DatabaseReplayStore(url, ttl_s=60, poll_s=0.01, clock=lambda: now[0])  # "another process"
     assert await store.read(sid, 0) is None
-    await store.open_turn(sid, "t1")
-    await store.append(sid, "t1", Frame(1, None, '{"n": 1}'))
+    assert await store.begin_turn(sid, "t1", owner_stale_s=15)
+    assert not await other.begin_turn(sid, "t0", owner_stale_s=15)  # t1 runs: refused
+    await store.append(sid, "t1", Frame(1, "event", '{"n": 1}'))
     tail = await other.read(sid, 0)
     assert tail.turn_id == "t1" and [f.id for f in tail.frames] == [1] and not tail.finished
     waiter = asyncio.create_task(other.wait(sid, 1, timeout=5))
@@ -175,12 +176,12 @@ async def _store_semantics(url: str) -> None:
     await store.append(sid, "t1", Frame(2, "done", '{"events": 1}'))
     await asyncio.wait_for(waiter, 2)  # woken by polling the table
     tail = await other.read(sid, 1)
-    assert [f.event for f in tail.frames] == ["done"] and tail.finished
-    await store.append(sid, "t1", Frame(3, None, "{}"))  # after the end: ignored
+    assert [f.kind for f in tail.frames] == ["done"] and tail.finished
+    await store.append(sid, "t1", Frame(3, "event", "{}"))  # after the end: ignored
     assert [f.id for f in (await other.read(sid, 0)).frames] == [1, 2]
-    await store.open_turn(sid, "t2")  # a new turn replaces the old one's frames
+    assert await store.begin_turn(sid, "t2", owner_stale_s=15)  # t1 ended: t2 replaces its frames
     assert (await other.read(sid, 0)).frames == []
-    await store.append(sid, "t1", Frame(1, None, "{}"))  # the old turn: ignored
+    await store.append(sid, "t1", Frame(1, "event", "{}"))  # the old turn: ignored
     assert (await other.read(sid, 0)).frames == []
     await store.append(sid, "t2", Frame(1, "done", "{}"))
     now[0] += 61

@@ -52,7 +52,7 @@ def reference_server(emulator: EmulatorHandle):
     from reference_server import Settings, create_app
     from workshop.servers import BackgroundServer
 
-    app = create_app(Settings(tokens=dict(REFERENCE_TOKENS)))
+    app = create_app(Settings(tokens=dict(REFERENCE_TOKENS), database_url="memory://"))
     with BackgroundServer(app) as server:
         yield server
 

@@ -128,7 +128,7 @@ async def profile_endpoints(emulator: EmulatorHandle, count_to: int, streams: in
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r"\[EXPERIMENTAL\]")
             apps = {
-                "reference": create_app(Settings(tokens={"bench-token": "bench"})),
+                "reference": create_app(Settings(tokens={"bench-token": "bench"}, database_url="memory://")),
                 "run_sse": get_fast_api_app(agents_dir=str(agents_dir), web=False, session_service_uri="memory://"),
             }
         auth = {"Authorization": "Bearer bench-token"}

@@ -58,11 +58,8 @@ def build_app(name: str, tmp: Path) -> Any:
         # WORKSHOP_BENCH_REFERENCE: another package with the same create_app/Settings, to
         # measure a candidate change to the reference server against the current one
         server = importlib.import_module(os.environ.get("WORKSHOP_BENCH_REFERENCE", "reference_server"))
-        settings = server.Settings(tokens={TOKEN: USER})
-        if sqlite:
-            from reference_server.persistence import session_service_from_url
-            settings.session_service = session_service_from_url(f"sqlite:///{tmp}/reference.db")
-        return server.create_app(settings)
+        url = f"sqlite:///{tmp}/reference.db" if sqlite else "memory://"
+        return server.create_app(server.Settings(tokens={TOKEN: USER}, database_url=url))
     from google.adk.cli.fast_api import get_fast_api_app
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"\[EXPERIMENTAL\]")

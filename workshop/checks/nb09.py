@@ -99,7 +99,7 @@ def check_resuming_client(read_with_resume: Callable[[str, str, str, str], list[
 
     from ..servers import BackgroundServer
 
-    app = create_app(Settings(tokens={TOKEN: "learner"}, resume_grace_s=10))
+    app = create_app(Settings(tokens={TOKEN: "learner"}, resume_grace_s=10, database_url="memory://"))
     before = len(emulator.requests) if emulator is not None else 0
     with BackgroundServer(app) as server, CuttingProxy((server.host, server.port), cuts=[3, 4]) as proxy:
         with httpx.Client(base_url=server.url, timeout=10) as client:
