@@ -28,23 +28,29 @@ class MessageIn(BaseModel):
         return text
 
 
+async def read_json(request: Request, max_bytes: int = MAX_BODY_BYTES, example: str = '{"text": "..."}'):
+    """The body as JSON, at most ``max_bytes`` (declared or actually sent): 413 for too large,
+    400 for bytes that are not JSON."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise api_error(413, "PAYLOAD_TOO_LARGE", f"The body is limited to {max_bytes} bytes.")
+    body = bytearray()
+    async for chunk in request.stream():  # count what really arrives (chunked bodies have no length)
+        body += chunk
+        if len(body) > max_bytes:
+            raise api_error(413, "PAYLOAD_TOO_LARGE", f"The body is limited to {max_bytes} bytes.")
+    try:
+        return json.loads(body)
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError
+        raise api_error(400, "INVALID_JSON", f"The body must be JSON: {example}.") from None
+
+
 async def read_message(request: Request) -> MessageIn:
     """A dependency: the body, at most MAX_BODY_BYTES (declared or actually sent), as a MessageIn.
 
     413 for too large, 400 for bytes that are not JSON, 422 for JSON of the wrong shape.
     """
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise api_error(413, "PAYLOAD_TOO_LARGE", f"The body is limited to {MAX_BODY_BYTES} bytes.")
-    body = bytearray()
-    async for chunk in request.stream():  # count what really arrives (chunked bodies have no length)
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise api_error(413, "PAYLOAD_TOO_LARGE", f"The body is limited to {MAX_BODY_BYTES} bytes.")
-    try:
-        data = json.loads(body)
-    except ValueError:  # JSONDecodeError and UnicodeDecodeError
-        raise api_error(400, "INVALID_JSON", 'The body must be JSON: {"text": "..."}.') from None
+    data = await read_json(request)
     try:
         return MessageIn.model_validate(data)
     except ValidationError as exc:
