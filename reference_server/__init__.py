@@ -1,7 +1,8 @@
 """The reference SSE server of the workshop: an ADK agent streamed over Server-Sent Events.
 
-Run it: ``make serve`` (or ``python -m reference_server``; ``HOST``/``PORT``
-override ``127.0.0.1:8000``; offline emulator unless a key is set). Build it in code:
+Run it: ``make serve`` (the workshop's model: the offline emulator unless a key is set) or
+``python -m reference_server`` (the model google-genai finds in the environment; it never
+starts an emulator); ``HOST``/``PORT`` override ``127.0.0.1:8000``. Build it in code:
 ``create_app(Settings(tokens={"tok-a": "alice"}))``. Notebook 05 builds the core of this
 contract step by step (``examples/minimal_sse_endpoint.py``); this server goes further.
 
@@ -15,21 +16,31 @@ The contract (later lessons, the browser page and the tests rely on it):
 - ``POST /api/sessions``: 201 ``{"session_id": "..."}`` (random), owned by the caller.
 - ``POST /api/sessions/{session_id}/messages`` with ``{"text": "..."}``: 200
   ``text/event-stream``; one frame per ADK event (``id:`` 1, 2, ..., ``data:`` the event as
-  ``model_dump_json(exclude_none=True, by_alias=True)``), then exactly one terminal frame:
+  ``model_dump_json(exclude_none=True, by_alias=True)``, by ``streaming.event_frame``, the one
+  place where an event becomes a ``replay.Frame``), then exactly one terminal frame:
   ``event: done`` (success, ``{"events": n}``), ``event: error`` with
   ``{"error": {"code", "message"}}`` (codes: ``errors.STREAM_ERRORS`` and
   ``turns.TURN_ERRORS``), or ``event: cancelled`` with ``{"reason": "cancel_requested" |
   "abandoned" | "shutdown"}``; then a clean close. Every frame has an ``id:``.
 - Before the first byte: 401 (token), 404 ``SESSION_NOT_FOUND`` (unknown or another
   user's session, or an id over 128 characters), 409 ``TURN_IN_PROGRESS`` (a turn of the
-  session is still running), 413 ``PAYLOAD_TOO_LARGE`` (body over ``MAX_BODY_BYTES``), 415
+  session is still running: of N messages racing for one session, exactly one starts a
+  turn, ``ReplayStore.begin_turn`` being one atomic step in every store), 413 ``PAYLOAD_TOO_LARGE`` (body over ``MAX_BODY_BYTES``), 415
   ``UNSUPPORTED_MEDIA_TYPE`` (a Content-Type other than JSON; none is read as JSON), 400
   ``INVALID_JSON``, 422 ``INVALID_REQUEST`` (missing, blank, wrong-typed or extra fields;
   the body holds one text, so one part: arrays and ``parts`` are rejected), and 503
   ``MODEL_UNAVAILABLE`` / ``RATE_LIMITED`` with ``Retry-After`` when the model fails before
   its first event even after google-genai's retries (``Settings.retry_options``; the
   server waits at most ``first_event_wait_s`` for that first event before it commits to the
-  200 stream). Every error body is ``{"error": {"code": "...", "message": "..."}}``.
+  200 stream; the failed message is rewound out of the conversation with ADK's
+  ``Runner.rewind_async``, so its retry is not in the history twice). Every error body is
+  ``{"error": {"code": "...", "message": "..."}}``.
+- The same POST with a ``Last-Event-ID`` header is a client reconnecting by itself
+  (fetch-event-source, aiohttp-sse-client): never a new turn; it is answered as ``GET .../stream``
+  below, or 409 ``NOT_A_NEW_MESSAGE`` if there is no turn to resume. With an optional
+  ``Idempotency-Key: <key>`` (a new one per message), sending the message again with the same
+  key reads that message's turn from its first frame instead of starting a second one (unless
+  it failed before the first byte: then it is a new attempt).
 - ``POST /api/sessions/{session_id}/cancel``: stops the running turn (ADK's
   ``abort_signal``; the model request is closed), answers ``{"cancelled": true}`` once it
   has stopped (``false`` if no turn was running); the stream ends with ``event: cancelled``.
@@ -38,8 +49,10 @@ The contract (later lessons, the browser page and the tests rely on it):
   then the rest live, to its terminal frame; the model is not called again (ids restart at 1
   with each turn, so an id is only meaningful for the latest turn: every stream carries
   ``X-Turn-Id``, and ``?turn=<that id>`` makes a resume fail rather than read a newer turn).
-  404 ``NO_TURN_TO_RESUME`` if there is none (or it expired, or ``turn`` is not the latest),
-  400 ``INVALID_LAST_EVENT_ID``.
+  204 if that id is at or past the turn's terminal frame (nothing more: a browser
+  ``EventSource`` stops reconnecting); the POST's 503 for a turn whose model failed before the
+  first byte; 404 ``NO_TURN_TO_RESUME`` if there is none (or it expired, or ``turn`` is not
+  the latest), 400 ``INVALID_LAST_EVENT_ID``.
 - ``POST /api/chat``: the same turns in the AI SDK's UI message stream protocol, for a
   ``useChat`` frontend (``ai_sdk.py`` has the mapping); the chat ``id`` names a session of
   the caller, created on first use; a client that leaves cancels the turn at once (useChat's
@@ -54,9 +67,14 @@ stop the turn: it runs on for ``WORKSHOP_RESUME_GRACE_S`` (default 30 s) and is 
 no client has resumed by then. An ended turn's frames stay resumable for
 ``WORKSHOP_REPLAY_TTL_S`` (default 300 s). CORS is closed unless
 ``WORKSHOP_CORS_ORIGINS="https://app.example.com"`` names the origins (``production.py``
-lists every setting and default). Streams are framed by hand (``turns.encode``) into a
-``StreamingResponse``: the frames that are ready go out in one write, ``: ping`` after 15 s
-idle. Each turn closes the model responses ADK leaves open when it stops a run
+lists every setting and default). Conversations live in ``Settings.session_service``, else
+``Settings.database_url`` (``DATABASE_URL``): unset, SQLite in ``.workshop/sessions.db``
+whether the settings are built in code or ``Settings.from_env()`` (``persistence.py``).
+Streams are framed by hand (``replay.Frame.encode``) into a ``StreamingResponse``: the frames
+that are ready go out in one write; an idle stream gets the comment line ``: ping`` every 15 s,
+with no blank line after it (which would make httpx-sse and fetch-event-source dispatch an
+empty message). The routes are in ``app.router`` (an ``APIRouter``); their dependencies read
+``request.app.state``. Each turn closes the model responses ADK leaves open when it stops a run
 (``model_responses.py``); an agent passed in ``Settings(agent=...)`` needs its model built
 with ``Gemini(..., client_kwargs=model_client_kwargs())`` for that.
 
@@ -82,7 +100,7 @@ from .messages import MAX_BODY_BYTES, MessageIn, read_message
 from .model_responses import closing_model_responses, model_client_kwargs
 from .production import default_retry_options, hardening_from_env
 from .replay import Frame, InMemoryReplayStore, ReplayStore, Tail
-from .streaming import in_own_task, sse_frames
+from .streaming import event_frames, in_own_task, sse_frames
 from .turns import TURN_ERRORS, Turn, TurnManager
 
 __all__ = [
@@ -107,6 +125,7 @@ __all__ = [
     "create_app",
     "default_retry_options",
     "error_frame",
+    "event_frames",
     "get_weather",
     "hardening_from_env",
     "in_own_task",

@@ -1,7 +1,7 @@
 """The reference SSE server: ``create_app(settings)`` builds the FastAPI app.
 
 The API's routes live in ``router`` (an ``APIRouter``); their dependencies read what
-``create_app`` puts in ``request.app.state`` (``settings``, ``turns``, ``replay_store``,
+``create_app`` puts in ``request.app.state`` (``settings``, ``runner``, ``turns``,
 ``current_user``), so a route is added with ``@router.get(...)`` and
 ``Depends(owned_session)``, nothing else. Notebook 05 builds the core of its contract step by
 step (``examples/minimal_sse_endpoint.py`` in the workshop); this module is the complete,
@@ -210,6 +210,28 @@ async def resume(request: Request, session_id: str, turns: TurnManager, *,
     return sse_response(turns.follow(session_id, after), tail.turn_id)
 
 
+IDEMPOTENCY_KEY_CHARS = 128
+
+
+def idempotency_key(idempotency_key: Annotated[str | None, Header(
+        description="Optional, chosen by the client for each new message: sending the same "
+                    "message again with the same key (after a lost connection, before any "
+                    "frame) never starts a second turn; it reads the first one from its start.",
+        max_length=IDEMPOTENCY_KEY_CHARS)] = None) -> str | None:
+    return idempotency_key
+
+
+async def repeat_of(session_id: str, turns: TurnManager, key: str) -> Response | None:
+    """The answer to a message sent again with the ``Idempotency-Key`` of the session's latest
+    turn: that turn from its first frame (replayed, then live), or None to start a new turn
+    (another key, no turn any more, or one whose model failed before the first byte: a retry
+    of that is a new attempt)."""
+    tail = await turns.store.read(session_id, 0)
+    if tail is None or tail.key != key or (tail.finished and not_started(tail.frames)):
+        return None
+    return sse_response(turns.follow(session_id, 0), tail.turn_id)
+
+
 router = APIRouter()
 
 
@@ -259,6 +281,7 @@ async def post_message(
     turns: Turns,
     _json: Annotated[None, Depends(require_json)],
     message: Annotated[MessageIn, Depends(read_message)],
+    key: Annotated[str | None, Depends(idempotency_key)],
     last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID",
                                                        include_in_schema=False)] = None,
 ) -> Response:
@@ -267,20 +290,35 @@ async def post_message(
 
     A POST that carries ``Last-Event-ID`` is a client reconnecting by itself (fetch-event-source
     and aiohttp-sse-client resend the POST): it never starts a turn, it resumes the latest one
-    (as ``GET .../stream``), or gets 409 ``NOT_A_NEW_MESSAGE`` if there is none.
+    (as ``GET .../stream``), or gets 409 ``NOT_A_NEW_MESSAGE`` if there is none. A POST whose
+    ``Idempotency-Key`` is that of the session's latest turn is the same message sent again:
+    it reads that turn from its first frame instead of starting another.
 
     The server waits (at most ``first_event_wait_s``) for the model's first event: a model that
     fails before it (429/503, after google-genai's retries) is answered 503 with JSON, no
     stream opened, and the message is taken back out of the conversation."""
     if last_event_id_header is not None:
         return await resume(request, session.id, turns, missing_status=409)
-    turn = await start_turn(request, turns, session.user_id, session.id, message.text)
+    if key is not None and (repeat := await repeat_of(session.id, turns, key)):
+        return repeat
+    turn = await turns.start(session.user_id, session.id, message.text, key)
+    if turn is None:
+        if key is not None and (repeat := await repeat_of(session.id, turns, key)):
+            return repeat  # the same message, sent twice at once: one turn, two readers
+        raise api_error(409, "TURN_IN_PROGRESS",
+                        "A turn of this session is still running: wait for it or cancel it.")
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(request.app.state.settings.first_event_wait_s):
+            await turn.decided.wait()
+    code = turn.failed_before_first_byte()
+    if code is not None:
+        raise _not_started_error(code)
     return sse_response(turns.follow(turn.session_id), turn.turn_id)
 
 
 async def start_turn(request: Request, turns: TurnManager, user_id: str, session_id: str,
                      text: str) -> Turn:
-    """Start the session's turn and wait (at most ``first_event_wait_s``) for its first event:
+    """``post_message``'s start, without its resume and Idempotency-Key paths (for /api/chat):
     409 if a turn of the session runs; 503 if the model failed before its first event."""
     turn = await turns.start(user_id, session_id, text)
     if turn is None:
@@ -421,13 +459,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.runner = runner
     app.state.turns = turns
-    app.state.replay_store = store
     app.state.current_user = make_current_user(settings.tokens)
     install_error_handlers(app)
     if settings.cors_origins:  # closed by default: no CORS header, so browsers block other origins
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                            allow_methods=["GET", "POST"], allow_credentials=False, max_age=600,
-                           allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
+                           allow_headers=["Authorization", "Content-Type", "Last-Event-ID",
+                                          "Idempotency-Key"],
                            expose_headers=[TURN_HEADER])
 
     app.include_router(router)

@@ -14,8 +14,8 @@
   ``DatabaseSessionService`` as it is;
 - ``memory://``: ADK's ``InMemorySessionService`` (tests; lost at exit).
 
-``Settings.from_env()`` reads ``DATABASE_URL`` (``DATABASE_URL_ENV``); ``Settings(...)``
-built in code keeps the in-memory default unless given a ``session_service``.
+``Settings.from_env()`` reads ``DATABASE_URL`` (``DATABASE_URL_ENV``), ``Settings(...)`` built
+in code its ``database_url``: unset, both end up in the same SQLite file (one default).
 
 Ownership needs no table of its own: a session is stored under ``(app_name, user_id, id)``
 and the server looks it up with the caller's user id, so another user's id finds nothing
@@ -217,7 +217,9 @@ class DatabaseReplayStore(ReplayStore):
     process running the turn last checked in (every second); ``cancel_requested``, set by a
     process that got ``POST .../cancel`` for a turn it does not run (the owner polls for it every
     0.25 s); ``reader_at``, when a client following the turn from another process was last
-    seen (the owner does not end the grace period while it is recent). See turns.py.
+    seen (the owner does not end the grace period while it is recent); ``idempotency_key``, the
+    key of the message that started the turn. A turn starts with ``begin_turn``, atomic on any
+    number of processes. See turns.py.
     """
 
     shared = True
@@ -245,7 +247,8 @@ class DatabaseReplayStore(ReplayStore):
             sa.Column("ended_at", sa.Float, nullable=True),
             sa.Column("owner_at", sa.Float, nullable=True),
             sa.Column("reader_at", sa.Float, nullable=True),
-            sa.Column("cancel_requested", sa.Boolean, nullable=False, server_default=sa.false()))
+            sa.Column("cancel_requested", sa.Boolean, nullable=False, server_default=sa.false()),
+            sa.Column("idempotency_key", sa.String(128), nullable=True))
         self.frames = sa.Table(
             "replay_frames", metadata,
             sa.Column("session_id", sa.String(128), primary_key=True),
@@ -256,19 +259,32 @@ class DatabaseReplayStore(ReplayStore):
             sa.Column("code", sa.String(64), nullable=True))
         self._metadata = metadata
         self._ready = False
+        self._init_lock = asyncio.Lock()
         self._local: dict[str, asyncio.Event] = {}  # wakes this process's waiters at once
 
     async def _begin(self):
         if not self._ready:
-            async with self.engine.begin() as conn:
-                try:
-                    await conn.run_sync(self._metadata.create_all)
-                except self._sa.exc.DBAPIError:  # another process created them at the same moment
-                    pass
-            async with self.engine.begin() as conn:
-                await conn.run_sync(self._add_missing_columns)
-            self._ready = True
+            async with self._init_lock:  # once per process, not once per concurrent request
+                if not self._ready:
+                    await self._create_tables()
+                    self._ready = True
         return self.engine.begin()
+
+    async def _create_tables(self, attempts: int = 5) -> None:
+        """Create (or complete) the tables. Several processes starting at once race to do it:
+        whoever loses gets a database error (SQLite: locked; PostgreSQL: a duplicate in the
+        catalog) and tries again, by when the tables are there."""
+        for attempt in range(1, attempts + 1):
+            try:
+                async with self.engine.begin() as conn:
+                    await conn.run_sync(self._metadata.create_all)
+                async with self.engine.begin() as conn:
+                    await conn.run_sync(self._add_missing_columns)
+                return
+            except self._sa.exc.DBAPIError:
+                if attempt == attempts:
+                    raise
+                await asyncio.sleep(0.1 * attempt)
 
     def _add_missing_columns(self, conn) -> None:
         """Tables made by an earlier version lack the turn state columns and the frame's code."""
@@ -287,7 +303,8 @@ class DatabaseReplayStore(ReplayStore):
         if event is not None:
             event.set()
 
-    async def begin_turn(self, session_id: str, turn_id: str, *, owner_stale_s: float) -> bool:
+    async def begin_turn(self, session_id: str, turn_id: str, *, owner_stale_s: float,
+                         key: str | None = None) -> bool:
         """One conditional ``UPDATE`` of the session's row (taken only if its turn ended, or its
         owner stopped checking in), else one ``INSERT`` (refused by the primary key if another
         request inserted first): whichever of N racing requests, on any process, changes the
@@ -295,7 +312,7 @@ class DatabaseReplayStore(ReplayStore):
         sa, t = self._sa, self.turns.c
         now = self._clock()
         fresh = {"turn_id": turn_id, "ended_at": None, "owner_at": now, "reader_at": None,
-                 "cancel_requested": False}
+                 "cancel_requested": False, "idempotency_key": key}
         async with await self._begin() as conn:
             taken = await conn.execute(sa.update(self.turns).where(
                 t.session_id == session_id,
@@ -341,7 +358,8 @@ class DatabaseReplayStore(ReplayStore):
     async def read(self, session_id: str, after: int) -> Tail | None:
         sa = self._sa
         async with await self._begin() as conn:
-            row = (await conn.execute(sa.select(self.turns.c.turn_id, self.turns.c.ended_at)
+            row = (await conn.execute(sa.select(self.turns.c.turn_id, self.turns.c.ended_at,
+                                                self.turns.c.idempotency_key)
                                       .where(self.turns.c.session_id == session_id))).first()
             if row is None:
                 return None
@@ -356,7 +374,7 @@ class DatabaseReplayStore(ReplayStore):
                        self.frames.c.frame_id > after)
                 .order_by(self.frames.c.frame_id))
             frames = [Frame(r.frame_id, r.event or EVENT, r.data, r.code) for r in rows]
-        return Tail(row.turn_id, frames, row.ended_at is not None)
+        return Tail(row.turn_id, frames, row.ended_at is not None, row.idempotency_key)
 
     async def _latest(self, session_id: str) -> tuple[int, bool, str | None]:
         sa = self._sa

@@ -61,12 +61,14 @@ class Frame:
 
 @dataclass
 class Tail:
-    """What ``read`` returns: the turn, its frames after the id asked for, and whether the
-    turn has ended (its terminal frame is the last of ``frames`` or was read before)."""
+    """What ``read`` returns: the turn, its frames after the id asked for, whether the turn
+    has ended (its terminal frame is the last of ``frames`` or was read before), and the
+    ``Idempotency-Key`` of the message that started it (None: none was sent)."""
 
     turn_id: str
     frames: list[Frame]
     finished: bool
+    key: str | None = None
 
 
 @dataclass
@@ -88,8 +90,10 @@ class ReplayStore(ABC):
     shared = False  # True: other processes use the same store (and the turn state methods)
 
     @abstractmethod
-    async def begin_turn(self, session_id: str, turn_id: str, *, owner_stale_s: float) -> bool:
-        """Start ``turn_id`` in the session, as one atomic step: False (and nothing changes) if
+    async def begin_turn(self, session_id: str, turn_id: str, *, owner_stale_s: float,
+                         key: str | None = None) -> bool:
+        """Start ``turn_id`` (for the message with Idempotency-Key ``key``, if it had one) in
+        the session, as one atomic step: False (and nothing changes) if
         the session's latest turn is still running; else the previous turn's frames are
         forgotten and True. This is the only thing that makes "one turn per session" hold
         when requests race (in one process or several). A shared store also takes over a
@@ -133,6 +137,7 @@ class ReplayStore(ABC):
 @dataclass
 class _Log:
     turn_id: str
+    key: str | None = None
     frames: list[Frame] = field(default_factory=list)
     ended_at: float | None = None
     changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -149,12 +154,13 @@ class InMemoryReplayStore(ReplayStore):
     def _expired(self, log: _Log) -> bool:
         return log.ended_at is not None and self._clock() - log.ended_at > self.ttl_s
 
-    async def begin_turn(self, session_id: str, turn_id: str, *, owner_stale_s: float = 0) -> bool:
+    async def begin_turn(self, session_id: str, turn_id: str, *, owner_stale_s: float = 0,
+                         key: str | None = None) -> bool:
         # No await between the check and the write: atomic for every task of this event loop.
         old = self._logs.get(session_id)
         if old is not None and old.ended_at is None:
             return False
-        self._logs[session_id] = _Log(turn_id)
+        self._logs[session_id] = _Log(turn_id, key)
         if old is not None:
             old.changed.set()  # wake readers of the old turn: it is gone
         await self.purge()
@@ -179,7 +185,7 @@ class InMemoryReplayStore(ReplayStore):
             self._logs.pop(session_id, None)
             return None
         frames = [f for f in log.frames[max(after, 0):] if f.id > after]
-        return Tail(log.turn_id, frames, log.ended_at is not None)
+        return Tail(log.turn_id, frames, log.ended_at is not None, log.key)
 
     async def wait(self, session_id: str, after: int, timeout: float) -> None:
         log = self._logs.get(session_id)

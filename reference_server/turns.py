@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 
 from google.adk.agents.invocation_context import LlmCallsLimitExceededError
 from google.adk.agents.run_config import RunConfig
+from google.adk.events import Event
 from google.adk.runners import Runner
 from google.genai import types
 
@@ -90,6 +91,16 @@ def not_started(frames: list[Frame]) -> str | None:
     return None if any(f.kind == EVENT and f.code is None for f in frames) else frames[-1].code
 
 
+def live_events(events: list[Event]) -> list[Event]:
+    """A session's events without those ADK treats as rewound (a message whose model failed
+    before the first byte, see ``TurnManager._rewind``): the conversation as the model sees it,
+    and as a page that shows the history should. ADK's own rule (its one source of truth, used
+    for prompts and compaction; private in google-adk 2.13, hence this one import)."""
+    from google.adk.events._rewind_events import _apply_rewinds
+
+    return _apply_rewinds(events)
+
+
 def _owner_alive(state: TurnState | None) -> bool:
     """Shared store: the turn is running on a process that checked in recently."""
     return state is not None and not state.ended and state.owner_age_s < OWNER_STALE_S
@@ -109,6 +120,8 @@ class Turn:
     content_started: bool = False
     invocation_id: str | None = None  # ADK's, from the turn's first event
     terminal: Frame | None = None
+    waiting: asyncio.Timeout | None = None  # set while the turn waits for ADK's next event
+    interrupted: bool = False  # `cancel` stopped waiting for ADK to end by itself
     attached: int = 0
     task: asyncio.Task | None = None
     grace_task: asyncio.Task | None = None
@@ -143,11 +156,14 @@ class TurnManager:
         turn = self.turns.get(session_id)
         return turn if turn is not None and turn.running else None
 
-    async def start(self, user_id: str, session_id: str, text: str) -> Turn | None:
-        """Start a turn, or None if one of the session is running (here, or on another process
-        sharing the store): the store's ``begin_turn`` decides, atomically."""
+    async def start(self, user_id: str, session_id: str, text: str,
+                    key: str | None = None) -> Turn | None:
+        """Start a turn (for the message with Idempotency-Key ``key``, if any), or None if one
+        of the session is running (here, or on another process sharing the store): the store's
+        ``begin_turn`` decides, atomically."""
         turn = Turn(user_id, session_id, secrets.token_hex(8))
-        if not await self.store.begin_turn(session_id, turn.turn_id, owner_stale_s=OWNER_STALE_S):
+        if not await self.store.begin_turn(session_id, turn.turn_id, owner_stale_s=OWNER_STALE_S,
+                                           key=key):
             return None
         self.turns[session_id] = turn
         content = types.Content(role="user", parts=[types.Part(text=text)])
@@ -233,7 +249,18 @@ class TurnManager:
             # (model_responses.py); aclosing(run): ADK's cleanup, which seals an aborted run.
             async with closing_model_responses(), contextlib.aclosing(run), \
                     contextlib.aclosing(ours), contextlib.aclosing(event_frames(ours)) as frames:
-                async for frame in frames:
+                while not turn.interrupted:
+                    try:
+                        # Only this wait for ADK can be interrupted (`cancel`), never a write to
+                        # the store: a frame half-written would leave the stream without its end.
+                        async with asyncio.timeout(None) as turn.waiting:
+                            frame = await anext(frames)
+                    except StopAsyncIteration:
+                        break
+                    except TimeoutError:  # `cancel` gave up waiting for ADK to stop
+                        break
+                    finally:
+                        turn.waiting = None
                     if turn.abort.is_set():
                         break
                     if limit_hit and frame.kind == "done":
@@ -241,7 +268,7 @@ class TurnManager:
                                               TURN_ERRORS["TOO_MANY_MODEL_CALLS"])
                     await put(frame)
         except asyncio.CancelledError:
-            pass  # cancelled by `cancel` after abort_wait_s: end with `cancelled` below
+            pass  # the task itself was cancelled (the loop is closing): end with `cancelled`
         except Exception:  # a bug here, not in the run (event_frames reports those)
             logger.exception("turn %s failed", turn.turn_id)
             if turn.terminal is None:
@@ -277,8 +304,9 @@ class TurnManager:
     async def cancel(self, turn: Turn, reason: str) -> None:
         """Stop the turn: ADK's abort signal first (ADK persists its INVOCATION_ABORTED event
         and closes the model request); if the run has not ended within ``abort_wait_s``,
-        cancel its task. Returns when the turn has ended (and its model response is closed:
-        ``_produce`` closes any that ADK left open, see model_responses.py).
+        interrupt the turn's wait for ADK (not its task: a write to the store is never cut).
+        Returns when the turn has ended (and its model response is closed: ``_produce`` closes
+        any that ADK left open, see model_responses.py).
         """
         if not turn.running:
             return
@@ -288,7 +316,9 @@ class TurnManager:
             return
         done, _ = await asyncio.wait([turn.task], timeout=self.abort_wait_s)
         if not done:
-            turn.task.cancel()
+            turn.interrupted = True
+            if turn.waiting is not None:
+                turn.waiting.reschedule(asyncio.get_running_loop().time())
             await asyncio.wait([turn.task], timeout=5)
 
     # -- clients attached to a turn, and the grace period ---------------------------------------

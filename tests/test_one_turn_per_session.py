@@ -130,11 +130,13 @@ async def _racing_begin_turn(url: str) -> None:
     try:
         for _ in range(5):
             sid = f"race-{uuid.uuid4().hex}"
-            won = await asyncio.gather(*(stores[i % 2].begin_turn(sid, f"t{i}", owner_stale_s=15)
+            won = await asyncio.gather(*(stores[i % 2].begin_turn(sid, f"t{i}", owner_stale_s=15,
+                                                                  key=f"k{i}")
                                          for i in range(RACERS)))
             assert won.count(True) == 1, won
             winner = f"t{won.index(True)}"
-            assert (await stores[1].read(sid, 0)).turn_id == winner
+            tail = await stores[1].read(sid, 0)
+            assert (tail.turn_id, tail.key) == (winner, f"k{won.index(True)}")
             assert not await stores[0].begin_turn(sid, "late", owner_stale_s=15)
             now[0] += 16  # the owner stopped checking in: its process died
             assert await stores[0].begin_turn(sid, "after-death", owner_stale_s=15)

@@ -569,7 +569,7 @@ def test_a_message_that_failed_before_the_first_byte_is_not_repeated_by_its_retr
     """503 before the first byte: the client sends the same message again. ADK had stored it
     already (with its error event); the server rewinds that invocation (ADK's own
     Runner.rewind_async), so the history the model gets holds the message once."""
-    from google.adk.events._rewind_events import _apply_rewinds  # ADK's own reading of a rewind
+    from reference_server.turns import live_events  # ADK's own reading of a rewind
 
     sid = new_session(api)
     assert terminal(read_all(api, sid, "Count to 2")).event == "done"
@@ -583,7 +583,55 @@ def test_a_message_that_failed_before_the_first_byte_is_not_repeated_by_its_retr
     assert ["".join(p.get("text", "") for p in c["parts"]) for c in history if c["role"] == "user"] == [
         "Count to 2", "Hello"]
     events = session_events(api, sid)
-    assert user_texts(_apply_rewinds(events)) == ["Count to 2", "Hello"]  # what ADK counts
+    assert user_texts(live_events(events)) == ["Count to 2", "Hello"]  # what ADK counts
     rewound = [e.actions.rewind_before_invocation_id for e in events if e.actions.rewind_before_invocation_id]
     assert len(rewound) == 1 and user_texts(events).count("Hello") == 2  # kept, marked rewound
     assert rewound[0] == next(e.invocation_id for e in events if user_texts([e]) == ["Hello"])
+
+
+def test_a_message_sent_again_with_its_idempotency_key_reads_the_same_turn(api, emulator):
+    """A client that lost its POST before any frame cannot know whether the turn started: it
+    sends the message again with the same Idempotency-Key and reads that one turn."""
+    sid = new_session(api)
+    key = {**ALICE, "Idempotency-Key": "msg-1"}
+    first = []
+    with connect_sse(api, "POST", f"/api/sessions/{sid}/messages", headers=key,
+                     json={"text": "Count to 4"}) as source:
+        turn_id = source.response.headers["x-turn-id"]
+        first = list(source.iter_sse())
+    with connect_sse(api, "POST", f"/api/sessions/{sid}/messages", headers=key,
+                     json={"text": "Count to 4"}) as source:
+        assert source.response.headers["x-turn-id"] == turn_id
+        again = list(source.iter_sse())
+    assert [(f.id, f.event, f.data) for f in again] == [(f.id, f.event, f.data) for f in first]
+    assert len(emulator.requests) == 1
+    other = read_all(api, sid, "Count to 2")  # no key (or another one): a new message
+    assert terminal(other).event == "done" and len(emulator.requests) == 2
+    # Sent twice at once: one turn, both read it.
+    emulator.set_pacing(first_token_s=0.2, chunk_s=0.01)
+
+    async def twice() -> list[tuple[int, str, str]]:
+        async with httpx.AsyncClient(base_url=api.base_url, timeout=15) as client:
+            async def one():
+                headers = {**ALICE, "Idempotency-Key": "msg-2"}
+                async with client.stream("POST", f"/api/sessions/{sid}/messages", headers=headers,
+                                         json={"text": "Count to 5"}) as response:
+                    body = await response.aread()
+                    return response.status_code, response.headers["x-turn-id"], body.decode()
+            return await asyncio.gather(one(), one())
+
+    (s1, t1, b1), (s2, t2, b2) = asyncio.run(twice())
+    assert (s1, s2) == (200, 200) and t1 == t2 and b1 == b2 and "event: done" in b1
+    assert len(emulator.requests) == 3
+    # After a 503 before the first byte, the same key is a new attempt (nothing was answered).
+    emulator.set_pacing(first_token_s=0, chunk_s=0)
+    emulator.arm_fault("503", FAST_RETRY.attempts)
+    retry = {**ALICE, "Idempotency-Key": "msg-3"}
+    assert_error(api.post(f"/api/sessions/{sid}/messages", headers=retry, json={"text": "Hello"}),
+                 503, "MODEL_UNAVAILABLE")
+    with connect_sse(api, "POST", f"/api/sessions/{sid}/messages", headers=retry,
+                     json={"text": "Hello"}) as source:
+        assert terminal(list(source.iter_sse())).event == "done"
+    too_long = {**ALICE, "Idempotency-Key": "k" * 200}
+    assert_error(api.post(f"/api/sessions/{sid}/messages", headers=too_long, json={"text": "Hi"}),
+                 422, "INVALID_REQUEST")

@@ -294,11 +294,11 @@ def test_idle_stream_gets_keepalive_comments(client, session_id, emulator, monke
     assert b"event: done" in raw
 
 
-# A quiet gap mid-answer (a slow tool): 20 s in production against a 15 s keep-alive, scaled
-# here by 1/20 (gap 1 s, keep-alive 0.1 s) with clients whose read timeout (0.5 s) is shorter
-# than the gap: only the keep-alive holds the connection, and no client may see a message
-# that the server did not send.
-QUIET_GAP_S = 1.0
+# A quiet gap mid-answer (a slow tool): 20 s in production against a 15 s keep-alive. Here a
+# 2 s gap, a 0.1 s keep-alive, and clients whose read timeout (1 s, ten keep-alives: room for a
+# loaded machine) is shorter than the gap: only the keep-alive holds the connection, and no
+# client may see a message that the server did not send.
+QUIET_GAP_S = 2.0
 
 
 @pytest.fixture
@@ -324,6 +324,9 @@ PROMPT = "Explain step by step: what's the weather in Paris?"  # text, the slow 
 
 
 def test_a_quiet_gap_mid_answer_keeps_python_clients_reading(slow_tool_server):
+    with httpx.Client(base_url=slow_tool_server.url, timeout=30, headers=ALICE) as c:
+        sid = c.post("/api/sessions").json()["session_id"]
+        read_stream(c, sid, "Hello")  # the server's first turn is slower (clients made, imports)
     timeout = httpx.Timeout(10, read=QUIET_GAP_S / 2)
     with httpx.Client(base_url=slow_tool_server.url, timeout=timeout, headers=ALICE) as c:
         sid = c.post("/api/sessions").json()["session_id"]

@@ -16,6 +16,8 @@ from httpx_sse._decoders import SSEDecoder, SSELineDecoder
 from test_browser_chat import chromium
 
 from reference_server import STATIC_DIR
+from reference_server.replay import Frame
+from reference_server.turns import PING
 
 ORIGIN = "http://sse-parser.test"  # answered by page.route below, never by a network
 
@@ -46,6 +48,9 @@ CASES = [
     ("FastAPI frames with UTF-8", format_sse_event(data_str=EVENT_JSON, id="1")
      + format_sse_event(data_str="line one\nline two", id="2")
      + format_sse_event(event="done", data_str='{"events": 2}', id="3"), None),
+    # The reference server's keep-alive (turns.PING): a comment line alone, between two frames
+    ("keep-alive comment lines mid-answer", Frame(1, "event", EVENT_JSON).encode() + PING * 3
+     + Frame(2, "event", '{"n": 2}').encode() + PING + Frame(3, "done", '{"events": 2}').encode(), None),
     # Where httpx-sse 0.4.3 departs from the standard
     ("retry alone dispatches nothing", b"retry: 10000\n\n", []),
     ("a comment after an id dispatches nothing (httpx-sse issue #35)",
