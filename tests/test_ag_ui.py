@@ -74,3 +74,12 @@ def test_error_mid_stream_is_run_error(agui):
 def test_token_required(agui):
     response = httpx.post(agui.url + AG_UI_PATH, json={}, timeout=10)
     assert response.status_code == 401
+
+
+def test_ag_ui_client_reads_the_endpoint(agui):
+    """@ag-ui/client's HttpAgent (tests/js/ag_ui.test.mjs) against /api/ag-ui."""
+    from test_js_clients import node_ready, run_node_tests
+
+    node = node_ready()
+    print(run_node_tests(node, "ag_ui.test.mjs", {
+        "AGUI_URL": agui.url + AG_UI_PATH, "AGUI_TOKEN": TOKEN["Authorization"].split()[1]}))
