@@ -295,10 +295,10 @@ def test_idle_stream_gets_keepalive_comments(client, session_id, emulator, monke
 
 
 # A quiet gap mid-answer (a slow tool): 20 s in production against a 15 s keep-alive. Here a
-# 2 s gap, a 0.1 s keep-alive, and clients whose read timeout (1 s, ten keep-alives: room for a
-# loaded machine) is shorter than the gap: only the keep-alive holds the connection, and no
-# client may see a message that the server did not send.
-QUIET_GAP_S = 2.0
+# 4 s gap, a 0.1 s keep-alive, and clients whose read timeout (2 s, twenty keep-alives: room for
+# a loaded machine) is shorter than the gap: only the keep-alive holds the connection, and no
+# client may see a message that the server did not send. The three clients read at once.
+QUIET_GAP_S = 4.0
 
 
 @pytest.fixture
@@ -324,30 +324,39 @@ PROMPT = "Explain step by step: what's the weather in Paris?"  # text, the slow 
 
 
 def test_a_quiet_gap_mid_answer_keeps_python_clients_reading(slow_tool_server):
+    from httpx_sse import aconnect_sse
+
+    from workshop.loadtest import stream_turn  # the load test's client checks every frame
+
     with httpx.Client(base_url=slow_tool_server.url, timeout=30, headers=ALICE) as c:
         sid = c.post("/api/sessions").json()["session_id"]
         read_stream(c, sid, "Hello")  # the server's first turn is slower (clients made, imports)
     timeout = httpx.Timeout(10, read=QUIET_GAP_S / 2)
-    with httpx.Client(base_url=slow_tool_server.url, timeout=timeout, headers=ALICE) as c:
-        sid = c.post("/api/sessions").json()["session_id"]
-        with c.stream("POST", f"/api/sessions/{sid}/messages", json={"text": PROMPT}) as response:
-            raw = b"".join(response.iter_raw())
-        gap = raw[raw.index(b'"functionCall"'):raw.index(b'"functionResponse"')]
-        assert gap.count(b": ping\n") >= 3, gap[-200:]  # mid-answer, between two frames
-        assert b": ping\n\n" not in raw
-        sid = c.post("/api/sessions").json()["session_id"]
-        _, frames = read_stream(c, sid, PROMPT)  # httpx-sse
+
+    async def clients():
+        async with httpx.AsyncClient(base_url=slow_tool_server.url, timeout=timeout, headers=ALICE) as ac:
+            sids = [(await ac.post("/api/sessions")).json()["session_id"] for _ in range(3)]
+
+            async def raw_bytes() -> bytes:
+                async with ac.stream("POST", f"/api/sessions/{sids[0]}/messages",
+                                     json={"text": PROMPT}) as response:
+                    return b"".join([chunk async for chunk in response.aiter_raw()])
+
+            async def httpx_sse_frames() -> list:
+                async with aconnect_sse(ac, "POST", f"/api/sessions/{sids[1]}/messages",
+                                        json={"text": PROMPT}) as source:
+                    return [sse async for sse in source.aiter_sse()]
+
+            return await asyncio.gather(raw_bytes(), httpx_sse_frames(),
+                                        stream_turn(ac, f"/api/sessions/{sids[2]}/messages", PROMPT))
+
+    raw, frames, load_turn = asyncio.run(clients())
+    gap = raw[raw.index(b'"functionCall"'):raw.index(b'"functionResponse"')]
+    assert gap.count(b": ping\n") >= 3, gap[-200:]  # mid-answer, between two frames
+    assert b": ping\n\n" not in raw
     assert [int(f.id) for f in frames] == list(range(1, len(frames) + 1))
     assert all(f.data for f in frames) and frames[-1].event == "done"
-
-    from workshop.loadtest import stream_turn  # the load test's client checks every frame
-
-    async def load_client() -> str | None:
-        async with httpx.AsyncClient(base_url=slow_tool_server.url, timeout=timeout, headers=ALICE) as ac:
-            sid = (await ac.post("/api/sessions")).json()["session_id"]
-            return (await stream_turn(ac, f"/api/sessions/{sid}/messages", PROMPT)).problem
-
-    assert asyncio.run(load_client()) is None
+    assert load_turn.problem is None
 
 
 def test_client_disconnect_closes_the_model_request(client, session_id, emulator, reference_server,
