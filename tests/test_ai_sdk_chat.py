@@ -135,6 +135,9 @@ def test_leaving_cancels_the_turn_and_closes_the_model_request(client, reference
     assert emulator.requests[-1].outcome == "client_closed"
     store = reference_server.app.state.turns.store
     tail = threading_run(store.read(chat_session_id("alice", "stop-me"), 0))
+    while time.monotonic() < deadline and not tail.finished:  # the end is written just after
+        time.sleep(0.05)
+        tail = threading_run(store.read(chat_session_id("alice", "stop-me"), 0))
     assert tail.finished and tail.frames[-1].kind == "cancelled"
     assert json.loads(tail.frames[-1].data) == {"reason": "client_closed"}
 
