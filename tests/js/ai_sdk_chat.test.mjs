@@ -132,10 +132,17 @@ test("abort (useChat's Stop) stops the turn on the server", async () => {
     after = (await emulator("/emulator/stats")).outcomes.client_closed ?? 0;
   }
   assert.equal(after, before + 1, "the model request was closed by the server");
-  // and the chat has no running turn left: the resume URL answers 204
-  const resume = await fetch(`${CHAT_API}/${chatId}/stream`,
-    { headers: { Authorization: `Bearer ${CHAT_TOKEN}` } });
-  assert.equal(resume.status, 204);
+  // and the chat has no running turn left: the resume URL answers 204 (once the turn has
+  // written its end, just after it closed the model request)
+  let status = 0;
+  for (let i = 0; i < 50 && status !== 204; i++) {
+    const resume = await fetch(`${CHAT_API}/${chatId}/stream`,
+      { headers: { Authorization: `Bearer ${CHAT_TOKEN}` } });
+    status = resume.status;
+    await resume.body?.cancel();
+    if (status !== 204) await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(status, 204);
   // the next message is taken at once (no 409)
   const { errors } = await read(await send("Hello", { chatId }));
   assert.deepEqual(errors, []);
