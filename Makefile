@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup lab test lint exercises clean-notebooks emulator serve serve-prod bench load clean
+.PHONY: setup lab test lint exercises clean-notebooks emulator serve serve-prod bench load clean agui-env test-agui
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "google-adk 2.13 needs Python 3.11 or newer: run make with PYTHON=python3.11 (or newer)")'
@@ -54,6 +54,20 @@ bench: $(STAMP)  ## measure what streaming costs (4 configurations, offline), th
 load: $(STAMP)  ## load test: 200 concurrent streaming conversations (offline, realistic pacing): p50/p99 latency, memory
 	$(BIN)/python -m workshop.loadtest --streams 200 $(LOAD_ARGS)
 
-clean:  ## remove the virtual environment and caches
-	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
+# The AG-UI extra lives in its own environment: ag-ui-adk requires aiohttp, and with aiohttp
+# importable google-genai uses it instead of httpx for every lesson (reference_server/ag_ui.py).
+# .venv-agui sees .venv's packages (a .pth line) and adds requirements-agui.txt on top.
+AGUI := .venv-agui
+
+agui-env: $(STAMP)  ## the AG-UI extra's environment (.venv-agui: .venv's packages + ag-ui-adk, aiohttp)
+	@test -x $(AGUI)/bin/python || $(PYTHON) -m venv $(AGUI)
+	@echo "import site; site.addsitedir('$$($(BIN)/python -c 'import site; print(site.getsitepackages()[0])')')" \
+		> "$$($(AGUI)/bin/python -c 'import site; print(site.getsitepackages()[0])')/workshop-main-venv.pth"
+	$(AGUI)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-agui.txt
+
+test-agui: agui-env  ## run the AG-UI tests in .venv-agui (they skip in .venv)
+	$(AGUI)/bin/python -m pytest tests/test_ag_ui.py
+
+clean:  ## remove the virtual environments and caches
+	rm -rf $(VENV) $(AGUI) .pytest_cache .ruff_cache build *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
