@@ -481,3 +481,13 @@ def test_mode_any_calls_again_after_a_tool_result_and_none_never_calls(emulator,
     silent = client(emulator, **options).models.generate_content(
         model="gemini-2.5-flash", contents=[question], config=types.GenerateContentConfig(**tools, **config))
     assert silent.function_calls is None and "weather in Paris" in silent.text
+
+
+@pytest.mark.parametrize("key", ["result", "output", "return_value", "content"])
+def test_a_result_wrapped_by_a_client_is_quoted_plain(emulator, key):
+    # google-genai and ADK wrap a plain tool result in "result", LangChain in "output",
+    # pydantic-ai in "return_value", LiteLLM in "content".
+    result = types.Part.from_function_response(name="get_weather", response={key: "Sunny in Paris"})
+    answer = client(emulator).models.generate_content(
+        model="gemini-2.5-flash", contents=[types.UserContent(parts=[result])])
+    assert answer.text == "According to get_weather: Sunny in Paris."

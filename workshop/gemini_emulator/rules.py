@@ -43,6 +43,7 @@ _TOOL_VERBS = {
     "get", "set", "list", "fetch", "find", "lookup", "look", "up", "search", "query",
     "read", "call", "run", "do", "make", "check", "compute", "calculate", "current", "tool",
 }
+_RESULT_KEYS = {"result", "output", "return_value", "content"}
 _PLACE_PARAMS = {"city", "location", "place", "country", "town", "region", "destination"}
 _PLACE_RE = re.compile(r"\b(?:in|for|at|of|to|near)\s+((?:[A-Z][\w'-]*)(?:\s+[A-Z][\w'-]*)*)")
 _NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?")
@@ -238,8 +239,10 @@ def forced_call(request: dict[str, Any], text: str,
 
 
 def _describe_result(name: str, response: Any) -> str:
-    if isinstance(response, dict) and set(response) == {"result"}:
-        response = response["result"]
+    # The one key clients wrap a plain result in: google-genai/ADK "result", LangChain "output",
+    # pydantic-ai "return_value", LiteLLM "content".
+    if isinstance(response, dict) and len(response) == 1 and set(response) <= _RESULT_KEYS:
+        response = next(iter(response.values()))
     if isinstance(response, dict) and "error" in response:
         return f"The {name} tool failed: {response['error']}."
     if isinstance(response, dict):
