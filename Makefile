@@ -3,11 +3,12 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+PYTHON_CHECK := 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "google-adk 2.13 needs Python 3.11 or newer: run make with PYTHON=python3.11 (or newer)")'
 
-.PHONY: setup lab test lint exercises clean-notebooks emulator serve serve-prod bench load clean
+.PHONY: setup lab test test-clients lint exercises clean-notebooks emulator serve serve-prod bench load clean agui-env test-agui
 
 $(STAMP): requirements.txt pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "google-adk 2.13 needs Python 3.11 or newer: run make with PYTHON=python3.11 (or newer)")'
+	@$(PYTHON) -c $(PYTHON_CHECK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	@# No "Jupyter news" prompt: the workshop runs offline.
@@ -30,6 +31,28 @@ test: $(STAMP) lint  ## lint, check notebooks/ is up to date, run every test (so
 	$(BIN)/python -m workshop.exercises --check
 	@# 4 workers on 2 cores: the notebooks mostly wait on the emulator's model-like pacing.
 	$(BIN)/python -m pytest -n 4 --nbmake --nbmake-timeout=300 tests solutions
+	@$(MAKE) --no-print-directory test-clients
+
+# Third-party Gemini clients against the emulator (tests/clients): LiteLLM, LangChain and
+# pydantic-ai in their own venv (LiteLLM's aiohttp must not reach the workshop's .venv), and
+# the JavaScript @google/genai when node and npm are installed (else its test skips).
+CLIENTS_VENV  := .venv-clients
+CLIENTS_STAMP := $(CLIENTS_VENV)/.installed-stamp
+CLIENTS_JS    := tests/clients/js
+NPM           := $(shell command -v node >/dev/null 2>&1 && command -v npm 2>/dev/null)
+
+$(CLIENTS_STAMP): tests/clients/requirements.txt requirements.txt pyproject.toml
+	@$(PYTHON) -c $(PYTHON_CHECK)
+	@test -x $(CLIENTS_VENV)/bin/python || $(PYTHON) -m venv $(CLIENTS_VENV)
+	$(CLIENTS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r tests/clients/requirements.txt
+	@touch $(CLIENTS_STAMP)
+
+# npm writes node_modules/.package-lock.json: newer than package-lock.json until that changes.
+$(CLIENTS_JS)/node_modules/.package-lock.json: $(CLIENTS_JS)/package-lock.json
+	cd $(CLIENTS_JS) && $(NPM) ci --no-audit --no-fund --loglevel=error
+
+test-clients: $(CLIENTS_STAMP) $(if $(NPM),$(CLIENTS_JS)/node_modules/.package-lock.json)  ## the third-party clients (LiteLLM, LangChain, pydantic-ai, JS @google/genai) against the emulator
+	$(CLIENTS_VENV)/bin/python -m pytest tests/clients
 
 exercises: $(STAMP)  ## regenerate notebooks/ from solutions/
 	$(BIN)/python -m workshop.notebooks clean solutions/*.ipynb
@@ -54,6 +77,20 @@ bench: $(STAMP)  ## measure what streaming costs (4 configurations, offline), th
 load: $(STAMP)  ## load test: 200 concurrent streaming conversations (offline, realistic pacing): p50/p99 latency, memory
 	$(BIN)/python -m workshop.loadtest --streams 200 $(LOAD_ARGS)
 
-clean:  ## remove the virtual environment and caches
-	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
+# The AG-UI extra lives in its own environment: ag-ui-adk requires aiohttp, and with aiohttp
+# importable google-genai uses it instead of httpx for every lesson (reference_server/ag_ui.py).
+# .venv-agui sees .venv's packages (a .pth line) and adds requirements-agui.txt on top.
+AGUI := .venv-agui
+
+agui-env: $(STAMP)  ## the AG-UI extra's environment (.venv-agui: .venv's packages + ag-ui-adk, aiohttp)
+	@test -x $(AGUI)/bin/python || $(PYTHON) -m venv $(AGUI)
+	@echo "import site; site.addsitedir('$$($(BIN)/python -c 'import site; print(site.getsitepackages()[0])')')" \
+		> "$$($(AGUI)/bin/python -c 'import site; print(site.getsitepackages()[0])')/workshop-main-venv.pth"
+	$(AGUI)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-agui.txt
+
+test-agui: agui-env  ## run the AG-UI tests in .venv-agui (they skip in .venv)
+	$(AGUI)/bin/python -m pytest tests/test_ag_ui.py
+
+clean:  ## remove the virtual environments and caches
+	rm -rf $(VENV) $(AGUI) $(CLIENTS_VENV) $(CLIENTS_JS)/node_modules tests/js/node_modules .pytest_cache .ruff_cache build *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -61,6 +61,12 @@ The contract (later lessons, the browser page and the tests rely on it):
   ``EventSource`` stops reconnecting); the POST's 503 for a turn whose model failed before the
   first byte; 404 ``NO_TURN_TO_RESUME`` if there is none (or it expired, or ``turn`` is not
   the latest), 400 ``INVALID_LAST_EVENT_ID``.
+- ``POST /api/chat``: the same turns in the AI SDK's UI message stream protocol, for a
+  ``useChat`` frontend (``ai_sdk.py`` has the mapping); the chat ``id`` names a session of
+  the caller, created on first use; a client that leaves cancels the turn at once (useChat's
+  Stop is an abort) unless ``Settings.chat_cancel_on_disconnect`` is False. ``GET
+  /api/chat/{id}/stream``: the chat's running turn replayed from its start (``useChat``'s
+  ``resume``), 204 if none runs.
 
 A turn runs in its own task (``turns.TurnManager``) and writes its frames to a replay buffer
 (``replay.ReplayStore``; ``InMemoryReplayStore`` by default, ``Settings.replay_store`` for a

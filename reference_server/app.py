@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, HTMLResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
@@ -29,11 +30,19 @@ from google.adk.runners import Runner
 from google.adk.sessions import BaseSessionService, Session
 from google.adk.sessions.base_session_service import GetSessionConfig
 from google.genai import types
+from pydantic import ValidationError
 
 from .agent import build_agent, model_name
+from .ai_sdk import (
+    CHAT_MAX_BODY_BYTES,
+    UI_MESSAGE_STREAM_HEADERS,
+    ChatRequest,
+    UIMessageStreamEncoder,
+    chat_session_id,
+)
 from .auth import TOKENS_ENV, JwtVerifier, make_current_user, parse_tokens
 from .errors import STREAM_ERRORS, api_error, error_body, install_error_handlers
-from .messages import MAX_BODY_BYTES, MessageIn, read_message
+from .messages import MAX_BODY_BYTES, MessageIn, read_json, read_message
 from .model_responses import model_client_kwargs
 from .observability import Observability
 from .production import (
@@ -49,7 +58,7 @@ from .production import (
 )
 from .redaction import event_dict
 from .replay import InMemoryReplayStore, ReplayStore
-from .turns import NOT_STARTED, TurnManager, live_events, not_started
+from .turns import NOT_STARTED, Turn, TurnManager, live_events, not_started
 
 STATIC_DIR = Path(__file__).parent / "static"
 DEV_USER = "developer"
@@ -119,6 +128,10 @@ class Settings:
     observability: Observability = field(default_factory=Observability)
     # JWTs from an identity provider, beside (or instead of) the static tokens (auth.py).
     jwt: JwtVerifier | None = None
+    # POST /api/chat (the AI SDK's useChat): its Stop only aborts the request, so a client
+    # that leaves cancels the turn at once. False: the grace period, as the native endpoint
+    # (a useChat with `resume: true` reconnects through GET /api/chat/{id}/stream).
+    chat_cancel_on_disconnect: bool = True
 
     def __post_init__(self) -> None:
         if self.session_service is None:  # the one default, however the settings were made
@@ -320,6 +333,23 @@ async def post_message(
     return sse_response(turns.follow(turn.session_id), turn.turn_id)
 
 
+async def start_turn(request: Request, turns: TurnManager, user_id: str, session_id: str,
+                     text: str) -> Turn:
+    """``post_message``'s start, without its resume and Idempotency-Key paths (for /api/chat):
+    409 if a turn of the session runs; 503 if the model failed before its first event."""
+    turn = await turns.start(user_id, session_id, text)
+    if turn is None:
+        raise api_error(409, "TURN_IN_PROGRESS",
+                        "A turn of this session is still running: wait for it or cancel it.")
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(request.app.state.settings.first_event_wait_s):
+            await turn.decided.wait()
+    code = turn.failed_before_first_byte()
+    if code is not None:
+        raise _not_started_error(code)
+    return turn
+
+
 @router.get("/api/sessions/{session_id}/stream", response_class=StreamingResponse,
             responses=SSE_RESPONSE | {204: {"description": "The client has the turn's terminal frame"}})
 async def resume_stream(request: Request, session: OwnedSession, turns: Turns) -> Response:
@@ -362,6 +392,86 @@ async def cancel_turn(session: OwnedSession, turns: Turns) -> dict:
         return {"cancelled": await turns.cancel_elsewhere(session.id)}
     await turns.cancel(turn, "cancel_requested")
     return {"cancelled": True}
+
+
+# -- the AI SDK's UI message stream protocol (useChat): ai_sdk.py maps, the turns are the same --
+_stopping: set[asyncio.Task] = set()  # cancels started by a client leaving (kept referenced)
+
+
+async def chat_session(settings: Settings, user: str, chat_id: str, *, create: bool) -> Session | None:
+    """The session behind the caller's chat (``ai_sdk.chat_session_id``), created on first use."""
+    key = {"app_name": settings.app_name, "user_id": user, "session_id": chat_session_id(user, chat_id)}
+    session = await settings.session_service.get_session(**key, config=GetSessionConfig(num_recent_events=0))
+    if session is None and create:
+        try:
+            session = await settings.session_service.create_session(**key)
+        except Exception:  # created meanwhile by a racing first message: use that one
+            session = await settings.session_service.get_session(**key)
+            if session is None:
+                raise
+    return session
+
+
+def ui_message_response(request: Request, turns: TurnManager, session_id: str,
+                        turn_id: str) -> StreamingResponse:
+    """The turn from its first frame as a UI message stream. A client that leaves before the
+    end cancels the turn (``chat_cancel_on_disconnect``): useChat's Stop is an abort."""
+    cancel_on_leave = request.app.state.settings.chat_cancel_on_disconnect
+
+    async def body() -> AsyncIterator[bytes]:
+        complete = False
+        try:
+            async for chunk in turns.follow(session_id, encode=UIMessageStreamEncoder(turn_id)):
+                yield chunk
+            complete = True
+        finally:
+            turn = turns.running(session_id)
+            if not complete and cancel_on_leave and turn is not None and turn.turn_id == turn_id:
+                # this generator is being cancelled: the cancel runs in a task of its own
+                task = asyncio.create_task(turns.cancel(turn, "client_closed"))
+                _stopping.add(task)
+                task.add_done_callback(_stopping.discard)
+
+    return StreamingResponse(body(), media_type="text/event-stream",
+                             headers={**UI_MESSAGE_STREAM_HEADERS, TURN_HEADER: turn_id})
+
+
+@router.post("/api/chat", response_class=StreamingResponse, responses=SSE_RESPONSE)
+async def ai_sdk_chat(request: Request, user: Annotated[str, Depends(current_user)], turns: Turns,
+                      _json: Annotated[None, Depends(require_json)]) -> Response:
+    """The AI SDK's UI message stream protocol (``useChat``'s ``DefaultChatTransport``): the
+    body is ``{"id", "messages", ...}``; the chat ``id`` names a session of the caller, created
+    on first use, which holds the history (only the last message, the user's, is read). The
+    same turns as ``POST /api/sessions/{id}/messages``: 409 while one runs, 503 before the
+    first byte if the model is down; after it, errors are ``error`` chunks."""
+    data = await read_json(request, CHAT_MAX_BODY_BYTES, '{"id": "...", "messages": [...]}')
+    try:
+        chat = ChatRequest.model_validate(data)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_input=False, include_url=False)) from None
+    if chat.trigger != "submit-message":  # the session already holds the answer to replace
+        raise api_error(422, "REGENERATE_UNSUPPORTED",
+                        "Regenerating an answer is not supported: send a new message.")
+    text = chat.user_text()
+    if text is None:
+        raise api_error(422, "INVALID_REQUEST", "The last message must be the user's, with text.")
+    settings: Settings = request.app.state.settings
+    session = await chat_session(settings, user, chat.id, create=True)
+    turn = await start_turn(request, turns, user, session.id, text)
+    return ui_message_response(request, turns, session.id, turn.turn_id)
+
+
+@router.get("/api/chat/{chat_id}/stream", response_class=StreamingResponse,
+            responses=SSE_RESPONSE | {204: {"description": "No turn of this chat is running"}})
+async def ai_sdk_resume(chat_id: str, request: Request, user: Annotated[str, Depends(current_user)],
+                        turns: Turns) -> Response:
+    """``useChat({resume: true})``: the chat's running turn replayed from its start (the AI
+    SDK's ``resumeStreamIsReplay``), then live; 204 when none runs."""
+    session = await chat_session(request.app.state.settings, user, chat_id, create=False)
+    tail = await turns.store.read(session.id, 0) if session is not None else None
+    if tail is None or tail.finished:
+        return Response(status_code=204)
+    return ui_message_response(request, turns, session.id, tail.turn_id)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

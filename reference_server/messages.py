@@ -69,7 +69,7 @@ def _float(literal: str) -> float:
     return value
 
 
-def parse_json(body: bytes) -> object:
+def parse_json(body: bytes, example: str = '{"text": "..."}') -> object:
     """The body as JSON, strictly (RFC 8259 between systems), or a 400 ``INVALID_JSON``.
 
     UTF-8 only (invalid UTF-8, UTF-16/32 and a byte order mark are refused, where
@@ -88,7 +88,31 @@ def parse_json(body: bytes) -> object:
     except RecursionError:
         raise api_error(400, "INVALID_JSON", "The body's JSON is nested too deeply.") from None
     except ValueError:  # JSONDecodeError (a BOM included), an integer too long to convert
-        raise api_error(400, "INVALID_JSON", 'The body must be JSON: {"text": "..."}.') from None
+        raise api_error(400, "INVALID_JSON", f"The body must be JSON: {example}.") from None
+
+
+async def read_json(request: Request, max_bytes: int = MAX_BODY_BYTES,
+                    example: str = '{"text": "..."}'):
+    """The body as strict JSON (``parse_json``), at most ``max_bytes`` (declared or actually
+    sent): 413 for too large, 400 for bytes that are not JSON or a body cut short, 408 for a body
+    that takes longer than BODY_TIMEOUT_S to arrive."""
+    too_large = api_error(413, "PAYLOAD_TOO_LARGE", f"The body is limited to {max_bytes} bytes.")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise too_large
+    body = bytearray()
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT_S):  # a client that trickles (or never sends) it
+            async for chunk in request.stream():  # count what arrives: chunked bodies have no length
+                body += chunk
+                if len(body) > max_bytes:
+                    raise too_large
+    except TimeoutError:  # the rest may still come: close, never read it as the next request
+        raise api_error(408, "REQUEST_TIMEOUT", "The body did not arrive in time.",
+                        headers={"Connection": "close"}) from None
+    except ClientDisconnect:  # the client stopped sending before its Content-Length
+        raise api_error(400, "INCOMPLETE_BODY", "The body ended before its length.") from None
+    return parse_json(bytes(body), example)
 
 
 async def read_message(request: Request) -> MessageIn:
@@ -97,23 +121,8 @@ async def read_message(request: Request) -> MessageIn:
     413 for too large, 400 for bytes that are not JSON (``parse_json``) or a body cut short, 408
     for a body that takes longer than BODY_TIMEOUT_S to arrive, 422 for JSON of the wrong shape.
     """
-    too_large = api_error(413, "PAYLOAD_TOO_LARGE", f"The body is limited to {MAX_BODY_BYTES} bytes.")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise too_large
-    body = bytearray()
+    data = await read_json(request)
     try:
-        async with asyncio.timeout(BODY_TIMEOUT_S):  # a client that trickles (or never sends) it
-            async for chunk in request.stream():  # count what arrives: chunked bodies have no length
-                body += chunk
-                if len(body) > MAX_BODY_BYTES:
-                    raise too_large
-    except TimeoutError:  # the rest may still come: close, never read it as the next request
-        raise api_error(408, "REQUEST_TIMEOUT", "The body did not arrive in time.",
-                        headers={"Connection": "close"}) from None
-    except ClientDisconnect:  # the client stopped sending before its Content-Length
-        raise api_error(400, "INCOMPLETE_BODY", "The body ended before its length.") from None
-    try:
-        return MessageIn.model_validate(parse_json(bytes(body)))
+        return MessageIn.model_validate(data)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors(include_input=False, include_url=False)) from None

@@ -40,7 +40,7 @@ import contextlib
 import json
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from google.adk.agents.invocation_context import LlmCallsLimitExceededError
@@ -383,12 +383,13 @@ class TurnManager:
         logger.info("turn %s: no client for %.1f s, cancelling", turn.turn_id, self.grace_s)
         await self.cancel(turn, "abandoned")
 
-    async def follow(self, session_id: str, after: int = 0, *,
-                     poll_s: float = 1.0) -> AsyncIterator[bytes]:
+    async def follow(self, session_id: str, after: int = 0, *, poll_s: float = 1.0,
+                     encode: Callable[[list[Frame]], bytes] | None = None) -> AsyncIterator[bytes]:
         """The session's latest turn from frame ``after + 1``, as SSE bytes: stored frames
         first, then live ones, to its terminal frame. Frames that are ready together go out as
         one chunk (one write); an idle stream gets ``PING`` every ``keepalive_s``. While this
-        generator runs, the turn has a client."""
+        generator runs, the turn has a client. ``encode``: another wire format for the frames
+        (ai_sdk.py's); by default each frame's own ``Frame.encode``."""
         turn = self.turns.get(session_id)
         if turn is not None:
             turn.attached += 1
@@ -416,7 +417,8 @@ class TurnManager:
                 if tail.frames:  # none follows a terminal frame: the store refuses them
                     if turn is not None:
                         turn.taken.set()
-                    yield b"".join(f.encode() for f in tail.frames)
+                    yield (encode(tail.frames) if encode is not None
+                           else b"".join(f.encode() for f in tail.frames))
                     after = tail.frames[-1].id
                     last_write = loop.time()
                 elif loop.time() - last_write >= keepalive_s:

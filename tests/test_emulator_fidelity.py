@@ -412,3 +412,82 @@ def test_json_mode_without_a_schema_answers_a_json_object(emulator):
         model="gemini-2.5-flash", contents="Count to 3",
         config=types.GenerateContentConfig(response_mime_type="application/json"))
     assert json.loads(answer.text) == {"answer": "1, 2, 3."}
+
+
+# -- toolConfig.functionCallingConfig.mode ----------------------------------------------------------
+def get_time(timezone: str, hour_format: int) -> dict:
+    """The current time in a timezone."""
+    return {"time": "12:00"}
+
+
+def calling_config(spelling, mode, allowed=None):
+    """(GenerateContentConfig options, HttpOptions options) sending functionCallingConfig in one
+    spelling: the SDK writes camelCase; snake_case goes in extra_body (LiteLLM writes both)."""
+    if spelling == "camelCase":
+        config = types.FunctionCallingConfig(mode=mode, allowed_function_names=allowed)
+        return {"tool_config": types.ToolConfig(function_calling_config=config)}, {}
+    calling = {"mode": mode, **({"allowed_function_names": allowed} if allowed else {})}
+    return {}, {"extra_body": {"tool_config": {"function_calling_config": calling}}}
+
+
+SPELLINGS = pytest.mark.parametrize("spelling", ["camelCase", "snake_case"])
+
+
+@SPELLINGS
+def test_mode_any_always_calls_a_function_an_allowed_one(emulator, spelling):
+    tools = dict(tools=[get_weather, get_time],
+                 automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True))
+    config, options = calling_config(spelling, "ANY")
+    c = client(emulator, **options)
+    # The message names no tool: the real API still calls one (here the first declared).
+    chunks = stream(c, "Hello!", **tools, **config)
+    body = emulator.requests[-1].body
+    assert ("tool_config" in body) == (spelling == "snake_case")
+    calls = [call for ch in chunks for call in ch.function_calls or []]
+    assert [call.name for call in calls] == ["get_weather"] and isinstance(calls[0].args["city"], str)
+    assert not "".join(ch.text or "" for ch in chunks)
+    # allowedFunctionNames narrows the choice, even against a tool the message names.
+    config, options = calling_config(spelling, "ANY", allowed=["get_time"])
+    answer = client(emulator, **options).models.generate_content(
+        model="gemini-3.5-flash", contents="What's the weather in Paris at 10?",
+        config=types.GenerateContentConfig(**tools, **config))
+    call = answer.function_calls[0]
+    assert call.name == "get_time" and call.id and answer.candidates[0].content.parts[0].thought_signature
+    assert isinstance(call.args["timezone"], str) and call.args["hour_format"] == 10
+
+
+@SPELLINGS
+def test_mode_any_calls_again_after_a_tool_result_and_none_never_calls(emulator, spelling):
+    def final_result(city: str, forecast: str) -> None:
+        """The final answer (pydantic-ai's output tool)."""
+
+    tools = dict(tools=[get_weather, final_result],
+                 automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True))
+    question = types.UserContent(parts=[types.Part.from_text(text="What's the weather in Paris?")])
+    config, options = calling_config(spelling, "ANY")
+    c = client(emulator, **options)
+    first = c.models.generate_content(model="gemini-2.5-flash", contents=[question],
+                                      config=types.GenerateContentConfig(**tools, **config))
+    assert [call.name for call in first.function_calls] == ["get_weather"]  # the one it names
+    result = types.Part.from_function_response(name="get_weather", response={"forecast": "Sunny"})
+    second = c.models.generate_content(
+        model="gemini-2.5-flash", contents=[question, first.candidates[0].content,
+                                            types.UserContent(parts=[result])],
+        config=types.GenerateContentConfig(**tools, **config))
+    # ANY holds on this turn too: a call again, the tool not just answered.
+    assert [call.name for call in second.function_calls] == ["final_result"]
+    assert second.function_calls[0].args["city"] == "Paris"
+    config, options = calling_config(spelling, "NONE")
+    silent = client(emulator, **options).models.generate_content(
+        model="gemini-2.5-flash", contents=[question], config=types.GenerateContentConfig(**tools, **config))
+    assert silent.function_calls is None and "weather in Paris" in silent.text
+
+
+@pytest.mark.parametrize("key", ["result", "output", "return_value", "content"])
+def test_a_result_wrapped_by_a_client_is_quoted_plain(emulator, key):
+    # google-genai and ADK wrap a plain tool result in "result", LangChain in "output",
+    # pydantic-ai in "return_value", LiteLLM in "content".
+    result = types.Part.from_function_response(name="get_weather", response={key: "Sunny in Paris"})
+    answer = client(emulator).models.generate_content(
+        model="gemini-2.5-flash", contents=[types.UserContent(parts=[result])])
+    assert answer.text == "According to get_weather: Sunny in Paris."

@@ -14,6 +14,10 @@ always gets the same reply. The rules, checked in this order:
    enum value the message mentions, a quoted string otherwise. If the message also says
    "explain" or "step by step", a short text comes first and the call follows it in the
    same turn (text and a function call in one response).
+   ``toolConfig.functionCallingConfig.mode`` (either spelling) changes this as it does on the
+   real API: ``ANY`` always calls a function (one of ``allowedFunctionNames`` when listed; the
+   one the message names, else the first, preferring one not just answered, arguments filled
+   from its schema), also right after a tool result; ``NONE`` never calls one.
 4. Plain text, by the first matching rule: a greeting; "count to N" / "count from A to B";
    "capital of X"; simple arithmetic "A + B"; "in N words" (N words about streaming);
    "story"/"poem" about a subject; otherwise an answer that quotes the question.
@@ -39,6 +43,7 @@ _TOOL_VERBS = {
     "get", "set", "list", "fetch", "find", "lookup", "look", "up", "search", "query",
     "read", "call", "run", "do", "make", "check", "compute", "calculate", "current", "tool",
 }
+_RESULT_KEYS = {"result", "output", "return_value", "content"}
 _PLACE_PARAMS = {"city", "location", "place", "country", "town", "region", "destination"}
 _PLACE_RE = re.compile(r"\b(?:in|for|at|of|to|near)\s+((?:[A-Z][\w'-]*)(?:\s+[A-Z][\w'-]*)*)")
 _NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?")
@@ -118,10 +123,20 @@ def wants_thoughts(request: dict[str, Any]) -> bool:
     return bool(_get(thinking, "includeThoughts", "include_thoughts", default=False))
 
 
-def wants_streamed_arguments(request: dict[str, Any]) -> bool:
+def _calling_config(request: dict[str, Any]) -> dict[str, Any]:
     tool_config = _get(request, "toolConfig", "tool_config", default={}) or {}
-    calling = _get(tool_config, "functionCallingConfig", "function_calling_config", default={}) or {}
+    return _get(tool_config, "functionCallingConfig", "function_calling_config", default={}) or {}
+
+
+def wants_streamed_arguments(request: dict[str, Any]) -> bool:
+    calling = _calling_config(request)
     return bool(_get(calling, "streamFunctionCallArguments", "stream_function_call_arguments"))
+
+
+def calling_mode(request: dict[str, Any]) -> str:
+    """AUTO (the default), ANY, NONE or VALIDATED; the enum may arrive as its proto number."""
+    mode = _get(_calling_config(request), "mode", default="AUTO") or "AUTO"
+    return {0: "AUTO", 1: "AUTO", 2: "ANY", 3: "NONE", 4: "VALIDATED"}.get(mode, str(mode).upper())
 
 
 def declared_functions(request: dict[str, Any]) -> list[dict[str, Any]]:
@@ -174,9 +189,19 @@ def _extract_argument(name: str, schema: dict[str, Any], text: str) -> Any:
     return match.group(1) if match else None
 
 
+def _callable_functions(request: dict[str, Any]) -> list[dict[str, Any]]:
+    """The declared functions the model may call: with mode ANY or VALIDATED, only those in
+    allowedFunctionNames when it is given."""
+    declared = declared_functions(request)
+    allowed = _get(_calling_config(request), "allowedFunctionNames", "allowed_function_names")
+    if allowed and calling_mode(request) in ("ANY", "VALIDATED"):
+        return [d for d in declared if d.get("name") in allowed]
+    return declared
+
+
 def match_tool(request: dict[str, Any], text: str) -> FunctionCall | None:
-    """The first declared function whose keywords the user's message mentions."""
-    for declaration in declared_functions(request):
+    """The first callable function whose keywords the user's message mentions."""
+    for declaration in _callable_functions(request):
         name = declaration.get("name", "")
         if not any(_mentions(text, word) for word in _tool_keywords(name)):
             continue
@@ -194,9 +219,30 @@ def match_tool(request: dict[str, Any], text: str) -> FunctionCall | None:
     return None
 
 
+def forced_call(request: dict[str, Any], text: str,
+                answered: frozenset[str] = frozenset()) -> FunctionCall | None:
+    """Mode ANY: the real API always calls a function, even when the message names none (what
+    pydantic-ai's output tool, LangChain's ``method="function_calling"`` and LiteLLM's
+    ``tool_choice="required"`` rely on). Prefers a function not in ``answered``, so a turn after
+    a tool result moves on (pydantic-ai's final_result after get_weather)."""
+    if calling_mode(request) != "ANY":
+        return None
+    functions = _callable_functions(request)
+    fresh = [d for d in functions if d.get("name") not in answered] or functions
+    if not fresh:
+        return None
+    mentioned = match_tool({"tools": [{"functionDeclarations": fresh}]}, text)
+    if mentioned:
+        return mentioned
+    schema = _schema(fresh[0])
+    return FunctionCall(fresh[0].get("name", ""), _instance(schema, text, schema) if schema else {})
+
+
 def _describe_result(name: str, response: Any) -> str:
-    if isinstance(response, dict) and set(response) == {"result"}:
-        response = response["result"]
+    # The one key clients wrap a plain result in: google-genai/ADK "result", LangChain "output",
+    # pydantic-ai "return_value", LiteLLM "content".
+    if isinstance(response, dict) and len(response) == 1 and set(response) <= _RESULT_KEYS:
+        response = next(iter(response.values()))
     if isinstance(response, dict) and "error" in response:
         return f"The {name} tool failed: {response['error']}."
     if isinstance(response, dict):
@@ -384,10 +430,14 @@ def plan_reply(request: dict[str, Any]) -> Reply:
     ) else None
 
     call = None
-    if any(_get(p, "functionResponse", "function_response") for p in last_parts):
-        answer = _answer_tool_results(last_parts)
+    responses = [_get(p, "functionResponse", "function_response") for p in last_parts]
+    if any(responses):
+        answered = frozenset(r.get("name", "") for r in responses if r)
+        call = forced_call(request, text, answered)
+        answer = "" if call else _answer_tool_results(last_parts)
     else:
-        call = match_tool(request, text)
+        mode = calling_mode(request)
+        call = None if mode == "NONE" else match_tool(request, text) or forced_call(request, text)
         if call and re.search(r"\bexplain\b|step by step", text, re.IGNORECASE):
             answer = f"Let me look that up with {call.name}."
         elif call:
