@@ -13,6 +13,8 @@ import asyncio
 import json
 from collections import Counter
 
+import fastapi.dependencies.utils
+import fastapi.routing
 import httpx
 import pytest
 from google.adk.events import Event
@@ -79,8 +81,9 @@ def test_a_turn_costs_what_it_must_and_no_more(emulator, tmp_path, monkeypatch):
     ADK's own look-up inside the run; one append per persisted event) and opens no connection;
     the replay store takes one write per frame sent, and at most one read per frame (a
     follower waits to be woken, it does not poll, and takes the frames that are ready
-    together); the server's code starts one
-    task (the turn's), no task per frame and no grace-period timer for a client still there."""
+    together); the server's code starts one task (the turn's), no task per frame and no
+    grace-period timer for a client still there; nothing runs in FastAPI's thread pool (a
+    plain-def dependency would: a thread round trip before the first byte)."""
     service = CountingSqlite(str(prepare_sqlite_file(tmp_path / "sessions.db")))
     store = CountingStore()
     ours: Counter[str] = Counter()
@@ -93,6 +96,12 @@ def test_a_turn_costs_what_it_must_and_no_more(emulator, tmp_path, monkeypatch):
         return create_task(coro, **kwargs)
 
     monkeypatch.setattr(asyncio, "create_task", counting_create_task)
+    hops = Counter()  # FastAPI runs a plain-def dependency or route in its thread pool
+    for module in (fastapi.dependencies.utils, fastapi.routing):
+        def counting_run_in_threadpool(func, *args, _real=module.run_in_threadpool, **kwargs):
+            hops[getattr(func, "__name__", repr(func))] += 1
+            return _real(func, *args, **kwargs)
+        monkeypatch.setattr(module, "run_in_threadpool", counting_run_in_threadpool)
     app = create_app(Settings(tokens=dict(REFERENCE_TOKENS), session_service=service,
                               replay_store=store))
     with BackgroundServer(app) as server:
@@ -102,6 +111,7 @@ def test_a_turn_costs_what_it_must_and_no_more(emulator, tmp_path, monkeypatch):
             service.calls.clear()
             store.calls.clear()
             ours.clear()
+            hops.clear()
             opened = service.connections_opened
             session_id, frames = one_turn(server.url, f"Count to 29. ({i})")
             assert frames[-1][0] == "done", frames[-1]
@@ -116,6 +126,7 @@ def test_a_turn_costs_what_it_must_and_no_more(emulator, tmp_path, monkeypatch):
             assert store.calls["append"] == len(frames), (store.calls, len(frames))
             assert store.calls["read"] <= len(frames) + 2, (store.calls, len(frames))
             assert sum(ours.values()) == 1, ours  # the turn's own task
+            assert not hops, hops  # no thread round trip before the first byte
         assert not server.errors
 
 
