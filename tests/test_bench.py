@@ -90,4 +90,11 @@ def test_versus_measures_both_servers_on_both_storages_like_for_like():
             assert all(r["medians"][side][m] > 0 for m in METRICS)
         for m in METRICS:
             assert r["ratios"][m] == r["medians"]["reference"][m] / r["medians"]["run_sse"][m]
+        # The hot path's CPU against /run_sse's in the same run: a generous bound (CPU time is
+        # counted in 10 ms ticks, and this run is small), that catches work added per turn or
+        # per event (a database write per frame, a task per frame), not a few percent.
+        cpu = {side: sum(r["samples"][side]["server_cpu_ms_per_turn"])
+               + sum(r["samples"][side]["server_cpu_ms_per_concurrent_turn"]) * QUICK.concurrent
+               for side in ("reference", "run_sse")}
+        assert cpu["run_sse"] > 0 and cpu["reference"] <= 2.0 * cpu["run_sse"], cpu
     assert "sqlite" in format_versus(results)
