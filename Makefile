@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+NPM    := $(shell command -v node >/dev/null 2>&1 && command -v npm 2>/dev/null)
 PYTHON_CHECK := 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "google-adk 2.13 needs Python 3.11 or newer: run make with PYTHON=python3.11 (or newer)")'
 
 .PHONY: setup lab test test-clients lint exercises clean-notebooks emulator serve serve-prod bench load clean agui-env test-agui
@@ -27,11 +28,17 @@ lab: $(STAMP)  ## open JupyterLab on the exercise notebooks
 lint: $(STAMP)
 	$(BIN)/ruff check workshop reference_server examples tests solutions
 
-test: $(STAMP) lint  ## lint, check notebooks/ is up to date, run every test (solutions via nbmake)
+# The node tests of the server's protocols (tests/js: the `ai` and @ag-ui/client packages), from
+# the lockfile, when node and npm are installed (.ci/run installs them; else those tests skip).
+tests/js/node_modules/.package-lock.json: tests/js/package-lock.json
+	cd tests/js && $(NPM) ci --no-audit --no-fund --loglevel=error
+
+test: $(STAMP) lint $(if $(NPM),tests/js/node_modules/.package-lock.json)  ## lint, check notebooks/ is up to date, run every test (solutions via nbmake), then the client and AG-UI suites
 	$(BIN)/python -m workshop.exercises --check
 	@# 4 workers on 2 cores: the notebooks mostly wait on the emulator's model-like pacing.
 	$(BIN)/python -m pytest -n 4 --nbmake --nbmake-timeout=300 tests solutions
 	@$(MAKE) --no-print-directory test-clients
+	@$(MAKE) --no-print-directory test-agui
 
 # Third-party Gemini clients against the emulator (tests/clients): LiteLLM, LangChain and
 # pydantic-ai in their own venv (LiteLLM's aiohttp must not reach the workshop's .venv), and
@@ -39,7 +46,6 @@ test: $(STAMP) lint  ## lint, check notebooks/ is up to date, run every test (so
 CLIENTS_VENV  := .venv-clients
 CLIENTS_STAMP := $(CLIENTS_VENV)/.installed-stamp
 CLIENTS_JS    := tests/clients/js
-NPM           := $(shell command -v node >/dev/null 2>&1 && command -v npm 2>/dev/null)
 
 $(CLIENTS_STAMP): tests/clients/requirements.txt requirements.txt pyproject.toml
 	@$(PYTHON) -c $(PYTHON_CHECK)
