@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import socket
 import threading
@@ -301,6 +302,10 @@ class _Follower:
     async def _run(self, turns: Any, session_id: str) -> None:
         stream = turns.follow(session_id, self.after)
         try:
+            if inspect.iscoroutine(stream):  # the stub: an `async def` without a yield
+                await stream
+                raise TypeError("follow returned a coroutine, not an async generator: yield "
+                                "each frame")
             async for frame in stream:
                 self.frames.append(frame)
                 if self.leave_after is not None and len(self.frames) >= self.leave_after:
