@@ -1,9 +1,14 @@
 """The check cells of notebook 09 pass the solutions and explain typical wrong answers."""
 
+import asyncio
 import json
+from dataclasses import dataclass
 
 import httpx
 import pytest
+from google.adk.agents import Agent
+from google.adk.runners import Runner
+from google.adk.sessions import InMemorySessionService
 from httpx_sse import connect_sse
 
 from workshop.checks import CheckFailed, nb09
@@ -11,7 +16,188 @@ from workshop.checks import CheckFailed, nb09
 TERMINAL = ("done", "error", "cancelled")
 
 
-# -- Exercise 9.1: a resuming client (the notebook's solution) --------------------------------------
+# -- Exercise 9.1: a small turn manager's follow (the notebook's class) ----------------------------
+@dataclass(frozen=True)
+class MiniFrame:
+    id: int
+    event: str  # "message" (an ADK event), or the end: "done", "error"
+    data: str
+
+
+class MiniTurns:
+    """The notebook's class: start and the frame log are given, follow is the exercise."""
+
+    def __init__(self) -> None:
+        self.frames: dict[str, list[MiniFrame]] = {}
+        self.changed: dict[str, asyncio.Condition] = {}
+        self.tasks: dict[str, asyncio.Task] = {}
+
+    def start(self, session_id, events) -> bool:
+        task = self.tasks.get(session_id)
+        if task is not None and not task.done():
+            return False
+        self.frames[session_id] = []
+        self.changed[session_id] = asyncio.Condition()
+        self.tasks[session_id] = asyncio.create_task(self._run(session_id, events))
+        return True
+
+    async def _append(self, session_id, event, data) -> None:
+        frames = self.frames[session_id]
+        async with self.changed[session_id]:
+            frames.append(MiniFrame(len(frames) + 1, event, data))
+            self.changed[session_id].notify_all()
+
+    async def _run(self, session_id, events) -> None:
+        try:
+            async for event in events:
+                await self._append(session_id, "message", event.model_dump_json(exclude_none=True))
+        except Exception as exc:
+            await self._append(session_id, "error", json.dumps({"error": type(exc).__name__}))
+        else:
+            await self._append(session_id, "done", "{}")
+
+    async def follow(self, session_id, after=0):
+        frames, changed = self.frames[session_id], self.changed[session_id]
+        while True:
+            async with changed:
+                while len(frames) <= after:
+                    await changed.wait()
+                new = frames[after:]
+            for frame in new:
+                yield frame
+                after = frame.id
+                if frame.event != "message":
+                    return
+
+
+class PollingStyle(MiniTurns):
+    """Another right answer: an index into the list, and a short sleep instead of the Condition."""
+
+    async def follow(self, session_id, after=0):
+        frames = self.frames[session_id]
+        index = after
+        while True:
+            if index < len(frames):
+                frame = frames[index]
+                index += 1
+                yield frame
+                if frame.event in ("done", "error"):
+                    break
+            else:
+                await asyncio.sleep(0.005)
+
+
+class ReplaysOnly(MiniTurns):
+    async def follow(self, session_id, after=0):
+        for frame in list(self.frames[session_id][after:]):
+            yield frame
+
+
+class LiveOnly(MiniTurns):
+    async def follow(self, session_id, after=0):
+        frames, changed = self.frames[session_id], self.changed[session_id]
+        seen = len(frames)  # from now on: what was stored is skipped
+        while True:
+            async with changed:
+                while len(frames) <= seen:
+                    await changed.wait()
+            for frame in frames[seen:]:
+                yield frame
+                seen = frame.id
+                if frame.event != "message":
+                    return
+
+
+class TwiceAtTheSeam(MiniTurns):
+    async def follow(self, session_id, after=0):
+        frames, changed = self.frames[session_id], self.changed[session_id]
+        for frame in list(frames[after:]):  # the replay...
+            yield frame
+            if frame.event != "message":
+                return
+        while True:  # ...then live, but from `after` again
+            async with changed:
+                while len(frames) <= after:
+                    await changed.wait()
+            for frame in frames[after:]:
+                yield frame
+                if frame.event != "message":
+                    return
+            after = len(frames)
+
+
+class NewestOnly(MiniTurns):
+    async def follow(self, session_id, after=0):
+        frames, changed = self.frames[session_id], self.changed[session_id]
+        for frame in list(frames[after:]):
+            yield frame
+        seen = len(frames)
+        while not frames or frames[-1].event == "message":
+            async with changed:
+                while len(frames) <= seen:
+                    await changed.wait()
+                seen = len(frames)
+            yield frames[-1]  # two frames stored together: the first is lost
+
+
+class NeverEnds(MiniTurns):
+    async def follow(self, session_id, after=0):
+        frames, changed = self.frames[session_id], self.changed[session_id]
+        while True:
+            async with changed:
+                while len(frames) <= after:
+                    await changed.wait()
+                new = frames[after:]
+            for frame in new:
+                yield frame
+                after = frame.id
+
+
+class StopsTheTurn(MiniTurns):
+    async def follow(self, session_id, after=0):
+        try:
+            async for frame in MiniTurns.follow(self, session_id, after):
+                yield frame
+        finally:
+            self.tasks[session_id].cancel()  # "clean up" when the client leaves
+
+
+@pytest.fixture
+def mini_runner(emulator):
+    return Runner(app_name="workshop", agent=Agent(name="assistant", model="gemini-3.5-flash"),
+                  session_service=InMemorySessionService())
+
+
+@pytest.mark.parametrize("right", [MiniTurns, PollingStyle], ids=["condition", "polling"])
+async def test_mini_turns_passes(mini_runner, capsys, right):
+    await nb09.check_mini_turns(right, mini_runner)
+    out = capsys.readouterr().out
+    assert "✅" in out and "a real run_async turn" in out
+
+
+@pytest.mark.parametrize(("wrong", "message"), [
+    (ReplaysOnly, "ended after 0 frame.*no terminal frame"),
+    (LiveOnly, "while 3 frames were stored got \\[\\]"),
+    (TwiceAtTheSeam, "twice"),
+    (NewestOnly, "got 1 of the 3 frames"),
+    (NeverEnds, "had not ended"),
+    (StopsTheTurn, "the turn stopped"),
+])
+async def test_mini_turns_explains_wrong_answers(wrong, message):
+    with pytest.raises(CheckFailed, match=message):
+        await nb09.check_mini_turns(wrong)
+
+
+async def test_mini_turns_lets_not_implemented_through():
+    class Stub(MiniTurns):  # as the learner's notebook has it: no yield, so a coroutine
+        async def follow(self, session_id, after=0):
+            raise NotImplementedError("Exercise 9.1: replay the stored frames, then follow live")
+
+    with pytest.raises(NotImplementedError):
+        await nb09.check_mini_turns(Stub)
+
+
+# -- Exercise 9.2: a resuming client (the notebook's solution) --------------------------------------
 def read_with_resume(base_url, token, session_id, text, max_connections=10):
     auth = {"Authorization": f"Bearer {token}"}
     frames = []
@@ -176,13 +362,13 @@ def test_resuming_client_explains_wrong_answers(emulator, answer, message):
 
 def test_resuming_client_lets_not_implemented_through(emulator):
     def stub(base_url, token, session_id, text):
-        raise NotImplementedError("Exercise 9.1: read the stream, resume after a cut")
+        raise NotImplementedError("Exercise 9.2: read the stream, resume after a cut")
 
     with pytest.raises(NotImplementedError):
         nb09.check_resuming_client(stub, emulator)
 
 
-# -- Exercise 9.2: what happened to my message? -------------------------------------------------------
+# -- Exercise 9.3: what happened to my message? -------------------------------------------------------
 def what_happened(status, frames):
     if status == 429 or status >= 500:
         return "retry"
@@ -286,7 +472,7 @@ def test_what_happened_explains_wrong_answers(answer, message):
 
 def test_what_happened_lets_not_implemented_through():
     def stub(status, frames):
-        raise NotImplementedError("Exercise 9.2: classify the outcome")
+        raise NotImplementedError("Exercise 9.3: classify the outcome")
 
     with pytest.raises(NotImplementedError):
         nb09.check_what_happened(stub)
@@ -299,6 +485,7 @@ def _cases(test) -> int:
 def test_each_exercise_holds_five_mistakes_and_two_right_answers():
     """The issue-12 floor: a check is tested with at least five distinct wrong answers and at
     least two right ones written in different styles."""
-    for right, wrong in [(test_resuming_client_passes, test_resuming_client_explains_wrong_answers),
+    for right, wrong in [(test_mini_turns_passes, test_mini_turns_explains_wrong_answers),
+                         (test_resuming_client_passes, test_resuming_client_explains_wrong_answers),
                          (test_what_happened_passes, test_what_happened_explains_wrong_answers)]:
         assert _cases(right) >= 2 and _cases(wrong) >= 5, (right.__name__, wrong.__name__)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import inspect
 import json
 import socket
 import threading
@@ -279,3 +281,241 @@ def check_what_happened(what_happened: Callable[[int, list[ServerSentEvent]], st
             fail(f"For {name} (status {status}, frames {_describe(frames) or 'none'}) you returned "
                  f"{got!r}, expected {expected!r}.", hint)
     passed(f"All {len(cases)} outcomes classified: done, retry, error:CODE, cancelled, resume, client_error.")
+
+
+# -- Exercise 9.1: a small turn manager's follow ----------------------------------------------------
+FOLLOW_WAIT_S = 5.0  # what a frame that should arrive may take, under load
+END_WAIT_S = 3.0  # after the terminal frame is stored, a follower must end within this
+
+
+class _Follower:
+    """One client following the turn with the learner's ``follow``, in a task of its own."""
+
+    def __init__(self, turns: Any, session_id: str, after: int, name: str,
+                 leave_after: int | None = None) -> None:
+        self.name, self.after, self.leave_after = name, after, leave_after
+        self.frames: list = []
+        self.error: BaseException | None = None
+        self.left = False
+        self.task = asyncio.create_task(self._run(turns, session_id))
+
+    async def _run(self, turns: Any, session_id: str) -> None:
+        stream = turns.follow(session_id, self.after)
+        try:
+            if inspect.iscoroutine(stream):  # the stub: an `async def` without a yield
+                await stream
+                raise TypeError("follow returned a coroutine, not an async generator: yield "
+                                "each frame")
+            async for frame in stream:
+                self.frames.append(frame)
+                if self.leave_after is not None and len(self.frames) >= self.leave_after:
+                    self.left = True
+                    break  # the client goes away (a closed tab)
+        except NotImplementedError as exc:
+            self.error = exc
+        except Exception as exc:  # the learner's code: report it, don't crash the check
+            self.error = exc
+        finally:
+            if hasattr(stream, "aclose"):
+                with contextlib.suppress(Exception):
+                    await stream.aclose()  # what Starlette does when the client leaves
+
+    @property
+    def ids(self) -> list:
+        return [getattr(f, "id", f) for f in self.frames]
+
+    @property
+    def ended(self) -> bool:
+        return bool(self.frames) and getattr(self.frames[-1], "event", None) in TERMINAL
+
+    def stop(self) -> None:
+        self.task.cancel()
+
+
+async def _until(predicate: Callable[[], bool], timeout: float) -> bool:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
+def _raise_learner_error(follower: _Follower) -> None:
+    if isinstance(follower.error, NotImplementedError):
+        raise follower.error
+    if follower.error is not None:
+        fail(f"follow (the {follower.name}) raised {type(follower.error).__name__}: {follower.error}",
+             "Read the session's stored frames after `after`, then wait for new ones.")
+
+
+def _twice(follower: _Follower) -> None:
+    ids = follower.ids
+    if len(set(ids)) != len(ids):
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        fail(f"The {follower.name} got frame(s) {twice[:5]} twice (ids {ids[:14]}).",
+             "Where the replay of stored frames meets the live ones, go on from the id of the last "
+             "frame you yielded, not from `after`.")
+
+
+def _in_order(follower: _Follower, first: int, last: int) -> None:
+    _twice(follower)
+    expected = list(range(first, last + 1))
+    if follower.ids != expected:
+        fail(f"The {follower.name} got ids {follower.ids[:14]}, expected {expected[:14]}.",
+             "Yield every frame with an id above `after`, in order: when several are stored "
+             "together, all of them, not only the newest.")
+
+
+def _recorded_event(text: str) -> Any:
+    from google.adk.events import Event
+    from google.genai import types
+
+    return Event(author="assistant", partial=True,
+                 content=types.Content(role="model", parts=[types.Part(text=text)]))
+
+
+async def check_mini_turns(turns_class: Callable[[], Any], runner: Any = None,
+                           user_id: str = "learner") -> None:
+    """Drive ``turns_class()`` (``start(session_id, events)``, ``follow(session_id, after)``)
+    with a recorded turn whose events the check releases one by one: followers from 0 before the
+    first frame, from the middle while the turn runs, one that leaves early (the turn must go
+    on), two at once, and after the end; then, with ``runner``, a real ``run_async`` turn."""
+    turns = turns_class()
+    feed: asyncio.Queue = asyncio.Queue()
+    closed_early = []
+
+    async def recorded():
+        finished = False
+        try:
+            while (text := await feed.get()) is not None:
+                yield _recorded_event(text)
+            finished = True
+        finally:
+            if not finished:
+                closed_early.append(True)  # the turn's events were closed before their end
+
+    async def nothing():
+        return
+        yield
+
+    followers: list[_Follower] = []
+    sid = "check-turn"
+    try:
+        if not turns.start(sid, recorded()):
+            fail("start refused the session's first turn.", "start returns True when it starts a turn.")
+        if turns.start(sid, nothing()):
+            fail("start accepted a second turn while the first was running.",
+                 "Refuse (return False: the server's 409) while the session's task is not done().")
+        first = _Follower(turns, sid, 0, "follower that started at 0 before the first frame")
+        followers.append(first)
+        await asyncio.sleep(0.05)  # it is waiting before the turn's first frame
+        for text in ("1", "2", "3"):
+            await feed.put(text)
+        await _until(lambda: len(first.frames) >= 3 or first.task.done(), FOLLOW_WAIT_S)
+        _raise_learner_error(first)
+        if first.task.done():
+            fail(f"The {first.name} ended after {len(first.frames)} frame(s), with no terminal frame, "
+                 "while the turn was still running.",
+                 "After the stored frames, wait for new ones (the session's Condition) until the "
+                 "terminal frame arrives: a follower goes live, it does not stop at what is stored.")
+        if len(first.frames) < 3:
+            fail(f"The {first.name} got {len(first.frames)} of the 3 frames the turn produced "
+                 f"within {FOLLOW_WAIT_S:.0f} s.",
+                 "Wait for the Condition, then yield every frame stored after the last one you sent "
+                 "(several may arrive together: all of them, not only the newest).")
+        _in_order(first, 1, 3)
+
+        leaver = _Follower(turns, sid, 0, "follower that started at 0 and left after 2 frames",
+                           leave_after=2)
+        followers.append(leaver)
+        await _until(lambda: leaver.task.done(), FOLLOW_WAIT_S)
+        _raise_learner_error(leaver)
+        if not leaver.task.done():
+            fail(f"A follower that started at 0 while 3 frames were stored got {leaver.ids} within "
+                 f"{FOLLOW_WAIT_S:.0f} s.",
+                 "Replay first: yield the frames already stored after `after`, then wait for new ones. "
+                 "A client that resumes needs what it missed.")
+        _in_order(leaver, 1, 2)
+        await feed.put("4")
+        await _until(lambda: len(first.frames) >= 4 or bool(closed_early), FOLLOW_WAIT_S)
+        if closed_early:
+            fail("When a follower left, the turn stopped: its events were closed before their end.",
+                 "A follower only reads; the turn belongs to its own task. Leaving (the generator "
+                 "closed) must not cancel that task: another client may resume the turn.")
+        middle = _Follower(turns, sid, 2, "follower that started at 2 while the turn was running")
+        followers.append(middle)
+        await _until(lambda: len(middle.frames) >= 2 or middle.task.done(), FOLLOW_WAIT_S)
+        _raise_learner_error(middle)
+        if middle.ids[:1] != [3]:
+            fail(f"The {middle.name} got ids {middle.ids} first, not 3 and 4 (stored, after 2).",
+                 "Replay the stored frames with an id above `after` before waiting for new ones.")
+        for text in ("5", "6"):  # two at once: a follower must send both
+            await feed.put(text)
+        await feed.put(None)  # the turn ends: start's task stores the terminal frame
+        await _until(lambda: first.task.done() and middle.task.done(), FOLLOW_WAIT_S + END_WAIT_S)
+        for follower in (first, middle):
+            _raise_learner_error(follower)
+            _twice(follower)
+        if not (first.task.done() and middle.task.done()):
+            waiting = first if not first.task.done() else middle
+            fail(f"The {waiting.name} had ids {waiting.ids[-3:]} (the last one terminal: "
+                 f"{waiting.ended}) and had not ended {END_WAIT_S + FOLLOW_WAIT_S:.0f} s later.",
+                 "Stop (return) after yielding the terminal frame (done or error): nothing follows "
+                 "it, and a client waiting for more never closes its stream.")
+        total = first.ids[-1] if first.ids else 0
+        _in_order(first, 1, total)
+        _in_order(middle, 3, total)
+        if not first.ended:
+            fail(f"The {first.name} ended with {first.frames[-1]!r}, not with the terminal frame.",
+                 "Yield the terminal frame too, then stop.")
+        if total != 7:
+            fail(f"Six events and the end make 7 frames; the {first.name} got {total}.",
+                 "Yield every stored frame, once.")
+
+        after_end = [_Follower(turns, sid, after, f"follower that started at {after} after the end")
+                     for after in (0, 4)]
+        followers += after_end
+        await _until(lambda: all(f.task.done() for f in after_end), END_WAIT_S)
+        for follower, start in zip(after_end, (1, 5), strict=True):
+            _raise_learner_error(follower)
+            if not follower.task.done():
+                fail(f"The {follower.name} got ids {follower.ids} and never ended.",
+                     "A turn that has ended has its terminal frame stored: replay up to it and return.")
+            _in_order(follower, start, 7)
+    finally:
+        for follower in followers:
+            follower.stop()
+        await feed.put(None)
+
+    real = ""
+    if runner is not None:
+        from google.adk.agents.run_config import RunConfig, StreamingMode
+        from google.genai import types
+
+        session = await runner.session_service.create_session(app_name=runner.app_name, user_id=user_id)
+        events = runner.run_async(
+            user_id=user_id, session_id=session.id,
+            new_message=types.Content(role="user", parts=[types.Part(text="Count to 10")]),
+            run_config=RunConfig(streaming_mode=StreamingMode.SSE))
+        turns = turns_class()
+        turns.start(session.id, events)
+        pair = [_Follower(turns, session.id, 0, "follower of a real run_async turn"),
+                _Follower(turns, session.id, 0, "second follower of a real run_async turn")]
+        try:
+            await _until(lambda: all(f.task.done() for f in pair), 30)
+        finally:
+            for follower in pair:
+                follower.stop()
+        for follower in pair:
+            _raise_learner_error(follower)
+            if not follower.ended:
+                fail(f"The {follower.name} got ids {follower.ids[-5:]} without a terminal frame.",
+                     "Follow to the terminal frame, then return.")
+            _in_order(follower, 1, pair[0].ids[-1])
+        real = (f"; a real run_async turn: {len(pair[0].frames)} frames to both followers, "
+                f"ending with {pair[0].frames[-1].event}")
+    passed("Followers from 0 (live), from 2 mid-turn (replay, then live), after the end, two at once: "
+           "every frame once, in order, to the terminal frame; a follower that left did not stop "
+           f"the turn; a second start was refused{real}.")
