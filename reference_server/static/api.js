@@ -44,9 +44,9 @@ export class ChatClient {
     return sessionId;
   }
 
-  // [snippet: js-post-stream]
   // POST /api/sessions/{id}/messages -> 200 text/event-stream. Resolves once the headers are
   // in; read the body with readSSE(). `signal` (an AbortController's) stops the request.
+  // [snippet: js-post-stream]
   async sendMessage(sessionId, text, signal) {
     const response = await fetch(`${this.base}/api/sessions/${encodeURIComponent(sessionId)}/messages`, {
       method: "POST",
