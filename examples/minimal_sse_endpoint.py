@@ -113,17 +113,20 @@ from google.adk.events import Event
 logger = logging.getLogger("minimal_sse_endpoint")
 
 
+# [snippet: sse-frames]
 async def sse_frames(events: AsyncIterable[Event]) -> AsyncIterator[ServerSentEvent]:
     """Each ADK event as one frame (``id:`` 1, 2, ...), then ``event: done``; or ``event: error``."""
     frame_id = 0
     try:
         async for event in events:
             frame_id += 1
+            # [snippet: serialize-event]
             if event.error_code:  # error_message holds str(exception): internals, not for clients
                 event = event.model_copy(update={"error_message": None})
             yield ServerSentEvent(
                 raw_data=event.model_dump_json(exclude_none=True, by_alias=True), id=str(frame_id)
             )
+            # [end snippet]
             if event.error_code:
                 yield error_frame(classify_error_code(event.error_code), frame_id + 1)
                 return
@@ -132,6 +135,7 @@ async def sse_frames(events: AsyncIterable[Event]) -> AsyncIterator[ServerSentEv
         yield error_frame(classify_exception(exc), frame_id + 1)
         return
     yield ServerSentEvent(event="done", raw_data=json.dumps({"events": frame_id}), id=str(frame_id + 1))
+# [end snippet]
 
 
 import hmac
@@ -141,6 +145,7 @@ from typing import Annotated
 from fastapi import Header
 
 
+# [snippet: bearer-token]
 def make_current_user(tokens: Mapping[str, str]):
     """A FastAPI dependency: the user whose token is in ``Authorization: Bearer <token>``."""
     known = [(token.encode(), user) for token, user in tokens.items()]
@@ -161,6 +166,7 @@ def make_current_user(tokens: Mapping[str, str]):
         return user
 
     return current_user
+# [end snippet]
 
 
 from fastapi import Request
@@ -216,6 +222,7 @@ T = TypeVar("T")
 _END = object()
 
 
+# [snippet: own-task-aclosing]
 async def in_own_task(agen: AsyncGenerator[T, None], close_timeout_s: float = 5.0) -> AsyncIterator[T]:
     """Iterate ``agen`` (e.g. ``runner.run_async(...)``) in its own asyncio task.
 
@@ -247,6 +254,7 @@ async def in_own_task(agen: AsyncGenerator[T, None], close_timeout_s: float = 5.
         task.cancel()
         with anyio.CancelScope(shield=True):
             await asyncio.wait([task], timeout=close_timeout_s)
+# [end snippet]
 
 
 import os
@@ -354,6 +362,7 @@ async def create_session(user: Annotated[str, Depends(current_user)]) -> dict:
     return {"session_id": session.id}
 
 
+# [snippet: fastapi-endpoint]
 @api.post("/api/sessions/{session_id}/messages", response_class=EventSourceResponse)
 async def post_message(
     session: Annotated[Session, Depends(owned_session)],
@@ -367,6 +376,7 @@ async def post_message(
     )
     async for frame in sse_frames(in_own_task(run)):  # a client that leaves closes the model call
         yield frame
+# [end snippet]
 
 
 if __name__ == "__main__":

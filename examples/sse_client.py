@@ -44,6 +44,7 @@ def refusal(response: httpx.Response) -> str:
         return f"{response.status_code} {response.text[:200]}"
 
 
+# [snippet: httpx-sse-client]
 async def stream_answer(client: httpx.AsyncClient, session_id: str, text: str) -> int:
     """Send one message and print the streamed answer; return the exit status."""
     shown: dict[str, str] = {}  # ADK event id -> the text printed for it so far
@@ -80,6 +81,7 @@ async def stream_answer(client: httpx.AsyncClient, session_id: str, text: str) -
                         say(f"\n[tool call] {call['name']}({call.get('args', {})})")
     say("\n[broken] the stream ended without done or error: the connection dropped")
     return 1
+# [end snippet]
 
 
 async def main(argv: list[str] | None = None) -> int:

@@ -35,11 +35,14 @@ def answer_text(event) -> str:
 
 async def typewrite(runner: Runner, user_id: str, session_id: str, text: str) -> str:
     """Stream one turn to stdout; return the answer as printed."""
+    # [snippet: typewriter-loop]
     shown: dict[str, str] = {}  # event id -> the text printed for it so far
     printed = []
     message = types.Content(role="user", parts=[types.Part(text=text)])
+    # [snippet: run-config-sse]
     run = runner.run_async(user_id=user_id, session_id=session_id, new_message=message,
                            run_config=RunConfig(streaming_mode=StreamingMode.SSE))
+    # [end snippet]
     async for event in run:
         text = answer_text(event)
         before = shown.get(event.id, "")
@@ -57,6 +60,7 @@ async def typewrite(runner: Runner, user_id: str, session_id: str, text: str) ->
             print(f"\n[tool call] {call.name}({call.args})", file=sys.stderr, flush=True)
         if event.error_code:
             print(f"\n[error] {event.error_code}", file=sys.stderr, flush=True)
+    # [end snippet]
     print(flush=True)
     return "".join(printed)
 

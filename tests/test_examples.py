@@ -28,6 +28,7 @@ import pytest
 from httpx_sse import connect_sse
 
 from workshop.exercises import BEGIN, END
+from workshop.snippets import strip_markers
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -74,8 +75,9 @@ def lesson_cells() -> str:
 
 def file_code() -> str:
     """The file without its module docstring and its closing ``if __name__ == "__main__":`` block
-    (in a notebook ``__name__`` is ``"__main__"`` too: that block would serve forever)."""
-    text = (EXAMPLES / "minimal_sse_endpoint.py").read_text()
+    (in a notebook ``__name__`` is ``"__main__"`` too: that block would serve forever), and without
+    the comment lines that mark what SNIPPETS.md quotes."""
+    text = strip_markers((EXAMPLES / "minimal_sse_endpoint.py").read_text())
     tree = ast.parse(text)
     docstring, *_, main = tree.body
     assert isinstance(docstring, ast.Expr) and isinstance(docstring.value, ast.Constant)

@@ -18,6 +18,7 @@ import pytest
 from .gemini_emulator import EmulatorHandle, start_emulator
 
 
+# [snippet: pytest-emulator-fixture]
 @pytest.fixture(scope="session")
 def gemini_emulator_session() -> Iterator[EmulatorHandle]:
     with start_emulator(first_token_s=0, chunk_s=0) as handle:
@@ -34,6 +35,7 @@ def emulator(gemini_emulator_session: EmulatorHandle, monkeypatch: pytest.Monkey
     monkeypatch.delenv("GOOGLE_GENAI_USE_VERTEXAI", raising=False)
     monkeypatch.delenv("GEMINI_API_KEY", raising=False)
     return handle
+# [end snippet]
 
 
 # -- the reference SSE server (reference_server) under real uvicorn ------------------

@@ -58,6 +58,7 @@ export class ChatClient {
 
   // POST /api/sessions/{id}/messages -> 200 text/event-stream. Resolves once the headers are
   // in; read the body with readSSE(). `signal` (an AbortController's) stops the request.
+  // [snippet: js-post-stream]
   async sendMessage(sessionId, text, signal) {
     const response = await fetch(`${this.base}/api/sessions/${encodeURIComponent(sessionId)}/messages`, {
       method: "POST",
@@ -67,7 +68,9 @@ export class ChatClient {
     });
     return this.#stream(response);
   }
+  // [end snippet]
 
+  // [snippet: js-resume]
   // GET /api/sessions/{id}/stream with Last-Event-ID: after a dropped connection, the frames
   // of the session's latest turn after the last `id:` seen, then the rest live (notebook 09).
   // Read like sendMessage's. A 404 NO_TURN_TO_RESUME means there is nothing left to resume.
@@ -81,6 +84,7 @@ export class ChatClient {
     });
     return this.#stream(response);
   }
+  // [end snippet]
 
   async #stream(response) {
     if (!response.ok) throw await apiError(response);

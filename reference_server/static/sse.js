@@ -105,6 +105,7 @@ export class SSEParser {
   }
 }
 
+// [snippet: js-read-sse]
 // Read a fetch() Response body as SSE frames: `for await (const frame of readSSE(response))`.
 // The parser is returned through `onParser` so a caller can read lastEventId (to resume)
 // and retry. Aborting the request (AbortController) rejects the pending read and ends the loop.
@@ -125,6 +126,7 @@ export async function* readSSE(response, { onParser } = {}) {
     if (!finished) reader.cancel().catch(() => {}); // the caller stopped early: release the body
   }
 }
+// [end snippet]
 
 // The body ended in the middle of a frame: the connection was cut.
 export class StreamCutError extends Error {
