@@ -319,17 +319,9 @@ async def post_message(
     if key is not None and (repeat := await repeat_of(session.id, turns, key)):
         return repeat
     turn = await turns.start(session.user_id, session.id, message.text, key)
-    if turn is None:
-        if key is not None and (repeat := await repeat_of(session.id, turns, key)):
-            return repeat  # the same message, sent twice at once: one turn, two readers
-        raise api_error(409, "TURN_IN_PROGRESS",
-                        "A turn of this session is still running: wait for it or cancel it.")
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(request.app.state.settings.first_event_wait_s):
-            await turn.decided.wait()
-    code = turn.failed_before_first_byte()
-    if code is not None:
-        raise _not_started_error(code)
+    if turn is None and key is not None and (repeat := await repeat_of(session.id, turns, key)):
+        return repeat  # the same message, sent twice at once: one turn, two readers
+    await first_event_or_refusal(request, turn)
     return sse_response(turns.follow(turn.session_id), turn.turn_id)
 
 
@@ -338,6 +330,13 @@ async def start_turn(request: Request, turns: TurnManager, user_id: str, session
     """``post_message``'s start, without its resume and Idempotency-Key paths (for /api/chat):
     409 if a turn of the session runs; 503 if the model failed before its first event."""
     turn = await turns.start(user_id, session_id, text)
+    await first_event_or_refusal(request, turn)
+    return turn
+
+
+async def first_event_or_refusal(request: Request, turn: Turn | None) -> None:
+    """409 if no turn started (one of the session runs); else wait (at most
+    ``first_event_wait_s``) for the model's first event, and 503 if it failed before it."""
     if turn is None:
         raise api_error(409, "TURN_IN_PROGRESS",
                         "A turn of this session is still running: wait for it or cancel it.")
@@ -347,7 +346,6 @@ async def start_turn(request: Request, turns: TurnManager, user_id: str, session
     code = turn.failed_before_first_byte()
     if code is not None:
         raise _not_started_error(code)
-    return turn
 
 
 @router.get("/api/sessions/{session_id}/stream", response_class=StreamingResponse,

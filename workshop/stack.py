@@ -65,7 +65,9 @@ class Stack:
             worker.stop()
 
     def describe(self) -> str:
-        database = os.environ.get("DATABASE_URL") or self.env.get("DATABASE_URL") or "SQLite .workshop/sessions.db (WAL)"
+        # What the workers got: this process's environment with self.env on top (ServerProcess).
+        database = (self.env.get("DATABASE_URL") or os.environ.get("DATABASE_URL")
+                    or "SQLite .workshop/sessions.db (WAL)")
         if "@" in database:
             from reference_server.persistence import redact_url
             database = redact_url(database)

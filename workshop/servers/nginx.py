@@ -136,15 +136,6 @@ class Nginx:
                 raise RuntimeError(f"nginx did not start: {err}{self.log()}")
         raise RuntimeError("nginx: no free port after 3 tries")
 
-    def reload(self, **changes: object) -> None:
-        """Change settings (``buffering``, ``http_version``, ``read_timeout_s``, ``upstreams``) and reload: nginx
-        starts new workers with the new config; open connections finish on the old ones."""
-        for name, value in changes.items():
-            setattr(self, name, value)
-        self._write_config()
-        self.process.send_signal(signal.SIGHUP)
-        time.sleep(0.3)  # the old workers stop accepting; the new ones are up within milliseconds
-
     def log(self) -> str:
         path = self.prefix / "error.log"
         return path.read_text(errors="replace") if path.exists() else ""
