@@ -460,7 +460,9 @@ async def check_mini_turns(turns_class: Callable[[], Any], runner: Any = None,
             _twice(follower)
         if not (first.task.done() and middle.task.done()):
             waiting = first if not first.task.done() else middle
-            fail(f"The {waiting.name} had ids {waiting.ids[-3:]} (the last one terminal: "
+            ids = waiting.ids
+            shown = f"{ids}" if len(ids) <= 8 else f"[{ids[0]}, ..., {ids[-1]}] ({len(ids)} frames)"
+            fail(f"The {waiting.name} got ids {shown} (the last one terminal: "
                  f"{waiting.ended}) and had not ended {END_WAIT_S + FOLLOW_WAIT_S:.0f} s later.",
                  "Stop (return) after yielding the terminal frame (done or error): nothing follows "
                  "it, and a client waiting for more never closes its stream.")

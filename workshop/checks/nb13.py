@@ -158,6 +158,6 @@ def judge(to_ui_chunks: Callable[[list[dict]], list[dict]],
         got = _shape(reading["message"])
         if got != want:
             what, hint = diagnose(got, want)
-            fail(f"'{label}': {what}", hint)
+            fail(f"In the turn '{label}': {what}", hint)
     passed(f"The client built the right message from your chunks for all {len(turns)} turns "
            f"(text, thoughts, a tool call, a reply that arrives whole); read by {reader}.")
