@@ -35,6 +35,7 @@ import asyncio
 import contextlib
 import contextvars
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -86,9 +87,20 @@ def prepare_sqlite_file(path: Path) -> Path:
     writer; several processes on one machine can share the file). WAL is a property of the
     file: set once, it stays."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000) as conn:
-        conn.execute("PRAGMA journal_mode=WAL")
-    return path
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            with contextlib.closing(sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)) as conn:
+                if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    conn.execute("PRAGMA journal_mode=WAL")
+            return path
+        except sqlite3.OperationalError as exc:
+            # Two processes starting on a new file: switching the journal mode can answer
+            # "database is locked" at once (SQLite's busy handler does not cover that lock
+            # change), so wait and try again.
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 _WRITING: contextvars.ContextVar[bool] = contextvars.ContextVar("sqlite_writing", default=False)

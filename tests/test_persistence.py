@@ -153,3 +153,21 @@ def test_replay_store_from_env(tmp_path):
         replay_store_from_env({**env, "WORKSHOP_REPLAY_STORE": "redis"}, 300)
     with pytest.raises(ValueError, match="needs a database"):
         replay_store_from_env({"DATABASE_URL": "memory://", "WORKSHOP_REPLAY_STORE": "database"}, 300)
+
+
+def test_processes_starting_together_on_a_new_sqlite_file_all_get_it_in_wal_mode(tmp_path):
+    """Servers started at once on a new file: switching it to WAL can answer "database is
+    locked" at once (a CI run lost a two-process test to it); each must wait and succeed."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "new.db"
+    code = ("import sys; from pathlib import Path; from reference_server.persistence import "
+            "prepare_sqlite_file; prepare_sqlite_file(Path(sys.argv[1]))")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(path)], stderr=subprocess.PIPE)
+             for _ in range(8)]
+    errors = [p.communicate(timeout=60)[1].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0] * 8, errors
+    import sqlite3
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
