@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -125,6 +126,28 @@ def test_a_quiet_stream_survives_proxy_read_timeout_only_with_keepalive_comments
     assert cut.endswith(b"<cut>") and b"event: done" not in cut
     assert cut.count(b"data: frame") == FRAMES - 1
     assert b"event: done" in kept and kept.count(b"data: frame") == FRAMES
+
+
+def test_proxy_read_timeout_outlasts_the_servers_silences():
+    """nginx gives up on a response whose upstream sent nothing for ``proxy_read_timeout``. The
+    reference server sends no byte until the model's first event (or its first-event wait
+    elapses), and an idle stream a ``: ping`` every keep-alive interval: the timeout in the config
+    ``make serve-prod`` writes must exceed both, each read from where it is set."""
+    from reference_server import Settings, create_app
+    from workshop.stack import Stack
+
+    stack = Stack(port=0, workers=1)
+    try:
+        config = stack.nginx._write_config().read_text()
+    finally:
+        stack.stop()
+        shutil.rmtree(stack.nginx.prefix, ignore_errors=True)
+    (timeout,) = re.findall(r"^\s*proxy_read_timeout\s+(\d+)s;", config, re.M)
+    app = create_app(Settings.from_env({"WORKSHOP_TOKENS": "tok:user", "DATABASE_URL": "memory://"}))
+    first_event_wait_s = app.state.settings.first_event_wait_s
+    keepalive_s = app.state.turns.keepalive_s
+    assert first_event_wait_s > 0 and keepalive_s > 0
+    assert int(timeout) > max(first_event_wait_s, keepalive_s), (timeout, first_event_wait_s, keepalive_s)
 
 
 # -- make serve-prod -------------------------------------------------------------------------
