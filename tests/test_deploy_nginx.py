@@ -1,12 +1,13 @@
 """The reference server behind Debian's nginx (``deploy/nginx.conf.template``), as
-``make serve-prod`` runs it: what the proxy does to streams, and the server's contract across
-workers through it. Without nginx these tests skip, except in CI (``.ci/run`` installs it)."""
+``make serve-prod`` runs it: what the proxy does to streams, ``make serve-prod`` itself, HTTP/2.
+The server's contract across workers behind it is in tests/test_scale_out.py. Without nginx these tests skip, except in CI (``.ci/run`` installs it)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,19 +18,16 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
-from httpx_sse import connect_sse
 
 from workshop.servers import serve_in_background
-from workshop.servers.nginx import INSTALL_HINT, Nginx, nginx_binary
+from workshop.servers.nginx import Nginx
 from workshop.servers.scaleout import free_port
+from workshop.testing import require_nginx
 
 
 @pytest.fixture(autouse=True)
 def _needs_nginx():
-    if nginx_binary() is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the nginx tests: {INSTALL_HINT}")
-        pytest.skip(f"no nginx: {INSTALL_HINT}")
+    require_nginx()
 
 
 # -- what the proxy does to a stream: a tiny SSE app, no ADK --------------------------------
@@ -130,84 +128,26 @@ def test_a_quiet_stream_survives_proxy_read_timeout_only_with_keepalive_comments
     assert b"event: done" in kept and kept.count(b"data: frame") == FRAMES
 
 
-# -- the reference server's workers behind nginx --------------------------------------------
-TOKEN = "tok-stack"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-@pytest.fixture(scope="module")
-def stack(gemini_emulator_session, tmp_path_factory):
-    """Started once for the module (workers take seconds to import); each test uses the
-    ``emulator`` fixture, which resets the same emulator."""
+def test_proxy_read_timeout_outlasts_the_servers_silences():
+    """nginx gives up on a response whose upstream sent nothing for ``proxy_read_timeout``. The
+    reference server sends no byte until the model's first event (or its first-event wait
+    elapses), and an idle stream a ``: ping`` every keep-alive interval: the timeout in the config
+    ``make serve-prod`` writes must exceed both, each read from where it is set."""
+    from reference_server import Settings, create_app
     from workshop.stack import Stack
 
-    db = tmp_path_factory.mktemp("stack") / "sessions.db"
-    env = {"DATABASE_URL": f"sqlite:///{db}", "WORKSHOP_TOKENS": f"{TOKEN}:carol",
-           "WORKSHOP_RESUME_GRACE_S": "5", "GOOGLE_GEMINI_BASE_URL": gemini_emulator_session.url,
-           "GOOGLE_API_KEY": "test-key", "GOOGLE_GENAI_USE_VERTEXAI": None, "GEMINI_API_KEY": None}
-    with Stack(port=0, workers=2, env=env) as running:
-        yield running
-
-
-def _upstreams(stack, path_part: str) -> list[str]:
-    """The workers nginx sent the requests whose line contains ``path_part`` to, in order."""
-    time.sleep(0.2)  # nginx writes a line when the response has ended
-    log = (stack.nginx.prefix / "access.log").read_text()
-    return re.findall(rf'"[A-Z]+ [^"]*{re.escape(path_part)}[^"]*" \d+ \d+ upstream=(\S+)', log)
-
-
-def _turn(client: httpx.Client, session_id: str, text: str) -> list:
-    with connect_sse(client, "POST", f"/api/sessions/{session_id}/messages", json={"text": text},
-                     headers=AUTH) as source:
-        assert source.response.status_code == 200
-        return list(source.iter_sse())
-
-
-def test_a_conversation_moves_between_workers(stack, emulator):
-    with httpx.Client(base_url=stack.url, timeout=30) as client:
-        session_id = client.post("/api/sessions", headers=AUTH).json()["session_id"]
-        for text in ("What is 2 + 3?", "Count to 3", "What is the capital of France?"):
-            assert _turn(client, session_id, text)[-1].event == "done"
-    workers = _upstreams(stack, f"{session_id}/messages")
-    assert len(workers) == 3 and len(set(workers)) == 2, workers  # round robin: both served it
-    # Every turn's model request held the whole conversation, whichever worker ran it.
-    assert [len(r.body["contents"]) for r in emulator.requests[-3:]] == [1, 3, 5]
-
-
-def test_409_and_cancel_reach_a_turn_running_on_another_worker(stack, emulator):
-    emulator.set_pacing(chunk_s=0.05)
-    with httpx.Client(base_url=stack.url, timeout=30) as client:
-        session_id = client.post("/api/sessions", headers=AUTH).json()["session_id"]
-        with connect_sse(client, "POST", f"/api/sessions/{session_id}/messages",
-                         json={"text": "Count to 200"}, headers=AUTH) as source:
-            events = source.iter_sse()
-            next(events)  # the turn is running
-            # Two more requests: round robin sends at least one of them to the other worker.
-            assert [client.post(f"/api/sessions/{session_id}/messages", json={"text": "hi"},
-                                headers=AUTH).status_code for _ in range(2)] == [409, 409]
-            cancelled = client.post(f"/api/sessions/{session_id}/cancel", headers=AUTH)
-            assert cancelled.json() == {"cancelled": True}
-            assert [e.event for e in events][-1] == "cancelled"
-    assert len(set(_upstreams(stack, f"{session_id}/"))) == 2
-
-
-def test_a_resume_on_another_worker_gets_every_missed_frame_once(stack, emulator):
-    emulator.set_pacing(chunk_s=0.02)
-    with httpx.Client(base_url=stack.url, timeout=30) as client:
-        session_id = client.post("/api/sessions", headers=AUTH).json()["session_id"]
-        seen = []
-        with connect_sse(client, "POST", f"/api/sessions/{session_id}/messages",
-                         json={"text": "Count to 60"}, headers=AUTH) as source:
-            for sse in source.iter_sse():
-                seen.append(int(sse.id))
-                if len(seen) == 5:
-                    break  # the connection drops
-        with connect_sse(client, "GET", f"/api/sessions/{session_id}/stream",
-                         headers={**AUTH, "Last-Event-ID": str(seen[-1])}) as source:
-            rest = list(source.iter_sse())
-    ids = seen + [int(e.id) for e in rest]
-    assert ids == list(range(1, len(ids) + 1)) and rest[-1].event == "done"
-    assert emulator.requests[-1].outcome == "completed" and len(emulator.requests) == 1
+    stack = Stack(port=0, workers=1)
+    try:
+        config = stack.nginx._write_config().read_text()
+    finally:
+        stack.stop()
+        shutil.rmtree(stack.nginx.prefix, ignore_errors=True)
+    (timeout,) = re.findall(r"^\s*proxy_read_timeout\s+(\d+)s;", config, re.M)
+    app = create_app(Settings.from_env({"WORKSHOP_TOKENS": "tok:user", "DATABASE_URL": "memory://"}))
+    first_event_wait_s = app.state.settings.first_event_wait_s
+    keepalive_s = app.state.turns.keepalive_s
+    assert first_event_wait_s > 0 and keepalive_s > 0
+    assert int(timeout) > max(first_event_wait_s, keepalive_s), (timeout, first_event_wait_s, keepalive_s)
 
 
 # -- make serve-prod -------------------------------------------------------------------------

@@ -1,8 +1,12 @@
-"""Scale-out: two real server processes (``python -m reference_server``) behind one
-port (a round-robin TCP proxy), sharing the database. A conversation started on one continues
-on the other; with the replay buffer in the database (``WORKSHOP_REPLAY_STORE=database``) a
-stream cut on one process resumes on the other; with the default in-memory buffer such a resume
-gets a clear JSON 404 at once (see notebook 09, "Scale-out").
+"""Scale-out: reference-server workers (``python -m reference_server``) behind the real nginx
+(``deploy/nginx.conf.template``, as ``make serve-prod`` runs it: ``workshop/stack.py``), sharing
+nothing but the database, SQLite (WAL) or PostgreSQL. nginx balances requests round-robin, so
+consecutive requests of one conversation reach both workers; its access log names the worker of
+each request. With the replay buffer and the turn state in the database
+(``WORKSHOP_REPLAY_STORE=database``, the stack's default) the 409, ``/cancel``, resumes and the
+grace period work from either worker; with the default in-memory buffer a resume that reaches
+the other worker gets a clear JSON 404 at once (see notebook 12). Without nginx these tests skip,
+except in CI (``.ci/run`` installs it).
 """
 
 from __future__ import annotations
@@ -10,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import socket
+import threading
 import time
 import uuid
 
@@ -21,141 +27,323 @@ from httpx_sse import connect_sse
 from reference_server import Settings, create_app
 from reference_server.persistence import session_service_from_url
 from workshop.servers import BackgroundServer
-from workshop.servers.scaleout import RoundRobinProxy, start_processes
-from workshop.testing import postgres_url
+from workshop.servers.nginx import Nginx
+from workshop.servers.scaleout import start_processes
+from workshop.testing import postgres_url, require_nginx
 
 TOKENS = "tok-alice:alice,tok-bob:bob"
 ALICE = {"Authorization": "Bearer tok-alice"}
 BOB = {"Authorization": "Bearer tok-bob"}
+GRACE_S = 3.0  # the workers' resume grace period: short, so that outliving it takes seconds
 
 
-def server_env(emulator_url: str, database_url: str) -> dict[str, str]:
-    env = {"DATABASE_URL": database_url, "WORKSHOP_TOKENS": TOKENS,
-           "GOOGLE_GEMINI_BASE_URL": emulator_url, "GOOGLE_API_KEY": "test-key",
-           "WORKSHOP_RESUME_GRACE_S": "5", "GEMINI_API_KEY": None, "GOOGLE_GENAI_USE_VERTEXAI": None}
-    return env
+def server_env(emulator_url: str, database_url: str) -> dict[str, str | None]:
+    return {"DATABASE_URL": database_url, "WORKSHOP_TOKENS": TOKENS, "WORKSHOP_REPLAY_STORE": "database",
+            "GOOGLE_GEMINI_BASE_URL": emulator_url, "GOOGLE_API_KEY": "test-key",
+            "WORKSHOP_RESUME_GRACE_S": str(GRACE_S), "GEMINI_API_KEY": None,
+            "GOOGLE_GENAI_USE_VERTEXAI": None}
 
 
-def request(method: str, url: str, **kwargs) -> httpx.Response:
-    """A request on a connection of its own, so that the proxy sends it to the next process."""
-    with httpx.Client(timeout=30, headers={"Connection": "close"}) as client:
-        return client.request(method, url, **kwargs)
+def database_url(database: str, tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'sessions.db'}" if database == "sqlite" else postgres_url()
 
 
-def turn(base: str, session_id: str, text: str) -> list[tuple[str, str]]:
-    with httpx.Client(timeout=30, headers={**ALICE, "Connection": "close"}) as client:
-        with connect_sse(client, "POST", f"{base}/api/sessions/{session_id}/messages",
-                         json={"text": text}) as source:
-            assert source.response.status_code == 200, source.response.read()
-            return [(sse.event, sse.data) for sse in source.iter_sse()]
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def stack(request, gemini_emulator_session, tmp_path_factory):
+    """nginx and two workers on one database, started once per database for the module (workers
+    take seconds to import); each test uses the ``emulator`` fixture, which resets the same
+    emulator."""
+    from workshop.stack import Stack
+
+    require_nginx()
+    url = database_url(request.param, tmp_path_factory.mktemp("stack"))
+    with Stack(port=0, workers=2, env=server_env(gemini_emulator_session.url, url)) as running:
+        yield running
+
+
+# -- where nginx sent each request: its access log -------------------------------------------
+LOGGED = re.compile(r'"(?P<method>[A-Z]+) (?P<path>\S+) [^"]*" (?P<status>\d+) \d+ upstream=(?P<upstream>.*) time=')
+
+
+def logged(proxy: Nginx, path_part: str, count: int = 1) -> list[tuple[str, int, str]]:
+    """``(method, status, worker)`` of the requests whose path contains ``path_part``, in the
+    order they ended, once ``count`` of them are logged (nginx writes a line when a response
+    has ended). ``worker``: the ``host:port`` that answered (the last one nginx tried)."""
+    deadline = time.monotonic() + 10
+    while True:
+        log = (proxy.prefix / "access.log").read_text()
+        found = [(m["method"], int(m["status"]), m["upstream"].split(", ")[-1])
+                 for m in LOGGED.finditer(log) if path_part in m["path"]]
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.02)
+
+
+def address(worker) -> str:
+    return f"{worker.host}:{worker.port}"
+
+
+def steer(proxy: Nginx, worker) -> str:
+    """Make ``worker`` the one nginx sends the next request to: nginx (one process) hands
+    requests to its two upstreams in turn, so probe ``/healthz`` until a probe lands on the
+    other one. Returns the worker's ``host:port``, to check against the log afterwards."""
+    wanted = address(worker)
+    for _ in range(3):
+        probe = uuid.uuid4().hex
+        assert httpx.get(f"{proxy.url}/healthz?probe={probe}", timeout=10).status_code == 200
+        if logged(proxy, probe)[0][2] != wanted:
+            return wanted
+    raise AssertionError(f"nginx sent three probes in a row to {wanted}")
+
+
+def other(stack, worker_address: str) -> str:
+    (rest,) = {address(w) for w in stack.workers} - {worker_address}
+    return rest
+
+
+# -- conversations and turns, through nginx --------------------------------------------------
+def new_session(client: httpx.Client) -> str:
+    created = client.post("/api/sessions", headers=ALICE)
+    assert created.status_code == 201, created.text
+    return created.json()["session_id"]
+
+
+def turn(client: httpx.Client, session_id: str, text: str) -> list:
+    with connect_sse(client, "POST", f"/api/sessions/{session_id}/messages", json={"text": text},
+                     headers=ALICE) as source:
+        assert source.response.status_code == 200, source.response.read()
+        return list(source.iter_sse())
 
 
 def final_text(frames) -> str:
-    events = [json.loads(data) for event, data in frames if event == "message"]
+    events = [json.loads(f.data) for f in frames if f.event == "message"]
     return "".join(p.get("text", "") for e in events if not e.get("partial")
                    for p in e.get("content", {}).get("parts", []))
 
 
-def continue_across_processes(emulator, proxy, servers) -> None:
-    before = list(proxy.connections)
-    created = request("POST", f"{proxy.url}/api/sessions", headers=ALICE)  # process k
-    assert created.status_code == 201
-    session_id = created.json()["session_id"]
-    first = turn(proxy.url, session_id, "Count to 3")  # process k+1
-    second = turn(proxy.url, session_id, "What is the capital of France?")  # process k
-    assert first[-1][0] == "done" and second[-1][0] == "done"
-    assert [b - a for a, b in zip(before, proxy.connections, strict=True)] in ([2, 1], [1, 2])  # both served
-    # The second turn ran on the other process than the first, and its model request held the
-    # first turn, read from the shared database.
+def streamed_text(frames) -> str:
+    events = [json.loads(f.data) for f in frames if f.event == "message"]
+    return "".join(p.get("text", "") for e in events if e.get("partial")
+                   for p in e.get("content", {}).get("parts", []))
+
+
+def wait_for_outcome(model_request, timeout: float = 5) -> str:
+    deadline = time.monotonic() + timeout
+    while model_request.outcome == "running" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return model_request.outcome
+
+
+def test_a_conversation_moves_between_workers(stack, emulator):
+    texts = ["What is 2 + 3?", "Count to 3", "What is the capital of France?"]
+    with httpx.Client(base_url=stack.url, timeout=30) as client:
+        session_id = new_session(client)
+        turns = [turn(client, session_id, text) for text in texts]
+        assert [t[-1].event for t in turns] == ["done"] * 3
+        # Ownership is in the database too: Bob gets 404 from both workers.
+        for _ in stack.workers:
+            bob = client.post(f"/api/sessions/{session_id}/messages", headers=BOB, json={"text": "Hello"})
+            assert bob.status_code == 404 and bob.json()["error"]["code"] == "SESSION_NOT_FOUND"
+    requests = logged(stack.nginx, f"{session_id}/messages", 5)
+    alice = [worker for _, status, worker in requests if status == 200]
+    assert len(alice) == 3 and len(set(alice)) == 2, requests  # round robin: both ran its turns
+    assert {worker for _, status, worker in requests if status == 404} == {address(w) for w in stack.workers}
+    # Every turn's model request held the whole conversation, read from the shared database.
     contents = emulator.requests[-1].body["contents"]
     assert ["".join(p.get("text", "") for p in c["parts"]) for c in contents] == [
-        "Count to 3", final_text(first), "What is the capital of France?"]
-    # Ownership is in the database too: Bob gets 404 from both processes.
-    for _ in servers:
-        answer = request("POST", f"{proxy.url}/api/sessions/{session_id}/messages", headers=BOB,
-                         json={"text": "Hello"})
-        assert answer.status_code == 404 and answer.json()["error"]["code"] == "SESSION_NOT_FOUND"
+        texts[0], final_text(turns[0]), texts[1], final_text(turns[1]), texts[2]]
+    assert [len(r.body["contents"]) for r in emulator.requests[-3:]] == [1, 3, 5]
 
 
-@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
-def test_two_processes_share_conversations_and_streams(database, emulator, gemini_emulator_session,
-                                                       tmp_path):
-    """Two processes on one database (SQLite in WAL mode, or PostgreSQL), sharing sessions and the
-    replay buffer (``WORKSHOP_REPLAY_STORE=database``), behind one proxy port."""
-    url = f"sqlite:///{tmp_path / 'sessions.db'}" if database == "sqlite" else postgres_url()
-    env = {**server_env(gemini_emulator_session.url, url), "WORKSHOP_REPLAY_STORE": "database"}
-    servers = start_processes(2, env)
-    try:
-        with RoundRobinProxy([s.address for s in servers]) as proxy:
-            continue_across_processes(emulator, proxy, servers)
-        resume_across_processes(emulator, *servers)
-        assert all(s.process.poll() is None for s in servers)
-    finally:
-        for server in servers:
-            server.stop()
+def test_409_and_cancel_reach_a_turn_running_on_another_worker(stack, emulator):
+    emulator.set_pacing(first_token_s=0, chunk_s=0.05)
+    words = 300  # 15 s of answer at the least: a cancel that ends it has reached it
+    with httpx.Client(base_url=stack.url, timeout=30, headers=ALICE) as client:
+        session_id = new_session(client)
+        owner = steer(stack.nginx, stack.workers[0])
+        with connect_sse(client, "POST", f"/api/sessions/{session_id}/messages",
+                         json={"text": f"Count to {words}"}) as source:
+            events = source.iter_sse()
+            frames = [next(events)]  # the turn runs on the owner
+            # Round robin: the first second message reaches the other worker, the next one the owner.
+            for _ in range(2):
+                busy = client.post(f"/api/sessions/{session_id}/messages", json={"text": "Hello"})
+                assert busy.status_code == 409 and busy.json()["error"]["code"] == "TURN_IN_PROGRESS"
+            began = time.monotonic()
+            cancelled = client.post(f"/api/sessions/{session_id}/cancel")  # the other worker
+            took = time.monotonic() - began
+            assert cancelled.json() == {"cancelled": True}
+            frames += list(events)
+        assert frames[-1].event == "cancelled" and json.loads(frames[-1].data) == {"reason": "cancel_requested"}
+        assert took < words * 0.05 / 3, f"a cancel through the other worker took {took:.2f} s"
+        assert wait_for_outcome(emulator.requests[-1]) == "client_closed"  # the owner closed the model's request
+        again = client.post(f"/api/sessions/{session_id}/cancel")
+        assert again.json() == {"cancelled": False}
+        assert turn(client, session_id, "Count to 2")[-1].event == "done"  # the session works again
+    messages = logged(stack.nginx, f"{session_id}/messages", 4)
+    cancels = logged(stack.nginx, f"{session_id}/cancel", 2)
+    assert [w for _, status, w in messages if status == 200][0] == owner, messages  # the cancelled turn
+    assert {w for _, status, w in messages if status == 409} == {owner, other(stack, owner)}, messages
+    assert cancels[0][2] == other(stack, owner), cancels
 
 
-def test_resume_on_the_other_server_is_a_clear_404_with_the_default_store(emulator, tmp_path):
-    """By default the replay buffer is in the memory of the server that ran the turn. A resume
-    that the balancer sends to another server (same database) is answered at once with JSON, no
-    hang; on the server that ran the turn it replays the frames. (Two servers in this process
-    are enough to show it: they share nothing but the database file.)"""
-    url = f"sqlite:///{tmp_path / 'sessions.db'}"
+def test_a_resume_on_another_worker_gets_every_missed_frame_once(stack, emulator):
+    emulator.set_pacing(first_token_s=0, chunk_s=0.02)
+    with httpx.Client(base_url=stack.url, timeout=30, headers=ALICE) as client:
+        session_id = new_session(client)
+        owner = steer(stack.nginx, stack.workers[0])
+        seen = []
+        with connect_sse(client, "POST", f"/api/sessions/{session_id}/messages",
+                         json={"text": "Count to 60"}) as source:
+            for sse in source.iter_sse():
+                seen.append(sse)
+                if len(seen) == 5:
+                    break  # the connection drops
+        with connect_sse(client, "GET", f"/api/sessions/{session_id}/stream",
+                         headers={"Last-Event-ID": seen[-1].id}) as source:  # the other worker
+            assert source.response.status_code == 200, source.response.read()
+            seen += list(source.iter_sse())
+        assert [int(f.id) for f in seen] == list(range(1, len(seen) + 1))  # nothing lost or repeated
+        assert seen[-1].event == "done" and json.loads(seen[-1].data)["events"] == len(seen) - 1
+        assert streamed_text(seen) == final_text(seen)
+        assert len(emulator.requests) == 1 and emulator.requests[0].outcome == "completed"  # no second call
+        # The tail stays resumable from either worker after the end.
+        for _ in stack.workers:
+            tail = client.get(f"/api/sessions/{session_id}/stream", headers={"Last-Event-ID": str(len(seen) - 1)})
+            assert tail.status_code == 200 and tail.text.count("event: done") == 1
+    (posted,) = logged(stack.nginx, f"{session_id}/messages")
+    resumes = [w for _, _, w in logged(stack.nginx, f"{session_id}/stream", 3)]
+    assert posted[2] == owner and resumes[0] == other(stack, owner), (posted, resumes)
+    assert set(resumes[1:]) == {owner, other(stack, owner)}
 
-    def server() -> BackgroundServer:
-        settings = Settings(tokens={"tok-alice": "alice"}, session_service=session_service_from_url(url))
-        return BackgroundServer(create_app(settings))
 
-    with server() as a, server() as b:
-        session_id = request("POST", f"{a.url}/api/sessions", headers=ALICE).json()["session_id"]
-        frames = turn(a.url, session_id, "Count to 3")  # the turn runs on a
-        assert frames[-1][0] == "done"
+def test_a_client_following_from_another_worker_keeps_the_turn_alive(stack, emulator):
+    """The client moves to the other worker (resumes there), then its connection to the owner
+    drops: the owner's grace period ends, yet it keeps the turn running because the other
+    worker says a client follows it."""
+    emulator.set_pacing(first_token_s=0, chunk_s=0.02)
+    with httpx.Client(base_url=stack.url, timeout=30, headers=ALICE) as client:
+        session_id = new_session(client)
+        owner = steer(stack.nginx, stack.workers[0])
+        ctx = connect_sse(client, "POST", f"/api/sessions/{session_id}/messages",
+                          json={"text": "Count to 500"})  # 10 s of answer at the least
+        source = ctx.__enter__()
+        try:
+            events = source.iter_sse()
+            frames = [next(events) for _ in range(3)]
+            rest: list = []
+            following = threading.Event()
+
+            def follow_elsewhere() -> None:
+                with connect_sse(client, "GET", f"/api/sessions/{session_id}/stream",
+                                 headers={"Last-Event-ID": frames[-1].id}) as resumed:
+                    for sse in resumed.iter_sse():
+                        rest.append(sse)
+                        following.set()
+
+            reader = threading.Thread(target=follow_elsewhere)
+            reader.start()
+            assert following.wait(10)
+        finally:
+            ctx.__exit__(None, None, None)  # now the connection to the owner drops
+        dropped = time.monotonic()
+        reader.join(60)
+        frames += rest
+        assert frames[-1].event == "done", frames[-1]  # not cancelled: the owner saw the other's client
+        assert time.monotonic() - dropped > 2 * GRACE_S  # it outlived the owner's grace period
+        assert [int(f.id) for f in frames] == list(range(1, len(frames) + 1))
+    (posted,) = logged(stack.nginx, f"{session_id}/messages")
+    (resumed,) = logged(stack.nginx, f"{session_id}/stream")
+    assert posted[2] == owner and resumed[2] == other(stack, owner), (posted, resumed)
+
+
+def test_with_the_default_store_a_resume_on_the_other_worker_is_a_clear_404(emulator, gemini_emulator_session,
+                                                                             tmp_path):
+    """By default the replay buffer is in the memory of the worker that ran the turn. A resume
+    that nginx sends to the other worker (same database) is answered at once with JSON, no hang;
+    on the worker that ran the turn it replays the frames."""
+    from workshop.stack import Stack
+
+    require_nginx()
+    env = {**server_env(gemini_emulator_session.url, database_url("sqlite", tmp_path)),
+           "WORKSHOP_REPLAY_STORE": "memory"}
+    with Stack(port=0, workers=2, env=env) as stack, httpx.Client(base_url=stack.url, timeout=30,
+                                                                  headers=ALICE) as client:
+        session_id = new_session(client)
+        owner = steer(stack.nginx, stack.workers[0])
+        assert turn(client, session_id, "Count to 3")[-1].event == "done"
         began = time.monotonic()
-        elsewhere = request("GET", f"{b.url}/api/sessions/{session_id}/stream",
-                            headers={**ALICE, "Last-Event-ID": "1"})
+        elsewhere = client.get(f"/api/sessions/{session_id}/stream", headers={"Last-Event-ID": "1"})
         assert time.monotonic() - began < 5
         assert elsewhere.status_code == 404, elsewhere.text
         assert elsewhere.headers["content-type"].startswith("application/json")
         assert elsewhere.json()["error"]["code"] == "NO_TURN_TO_RESUME"
-        here = request("GET", f"{a.url}/api/sessions/{session_id}/stream",
-                       headers={**ALICE, "Last-Event-ID": "1"})
+        here = client.get(f"/api/sessions/{session_id}/stream", headers={"Last-Event-ID": "1"})
         assert here.status_code == 200 and "event: done" in here.text
+        resumes = [w for _, _, w in logged(stack.nginx, f"{session_id}/stream", 2)]
+        assert logged(stack.nginx, f"{session_id}/messages")[0][2] == owner
+        assert resumes == [other(stack, owner), owner]
 
 
-# -- the replay buffer in the shared database (WORKSHOP_REPLAY_STORE=database) ----------------
-def resume_across_processes(emulator, a, b) -> None:
-    """Cut the stream on process a after a few frames; resume on process b with Last-Event-ID:
-    the missed frames and the rest, to done, nothing lost or repeated, the model called once."""
-    emulator.set_pacing(first_token_s=0.05, chunk_s=0.05)
-    session_id = request("POST", f"{a.url}/api/sessions", headers=ALICE).json()["session_id"]
-    seen: list[tuple[str, str | None, str]] = []
-    with httpx.Client(timeout=30, headers={**ALICE, "Connection": "close"}) as client:
-        with connect_sse(client, "POST", f"{a.url}/api/sessions/{session_id}/messages",
-                         json={"text": "Count to 10"}) as source:
-            assert source.response.status_code == 200
-            for sse in source.iter_sse():
-                seen.append((sse.id, sse.event, sse.data))
-                if len(seen) == 3:
-                    break  # the connection drops here
-    calls = len(emulator.requests)
-    with httpx.Client(timeout=30, headers={**ALICE, "Last-Event-ID": seen[-1][0]}) as client:
-        with connect_sse(client, "GET", f"{b.url}/api/sessions/{session_id}/stream") as source:
-            assert source.response.status_code == 200, source.response.read()
-            seen += [(sse.id, sse.event, sse.data) for sse in source.iter_sse()]
-    assert [int(frame_id) for frame_id, _, _ in seen] == list(range(1, len(seen) + 1))
-    assert seen[-1][1] == "done" and json.loads(seen[-1][2])["events"] == len(seen) - 1
-    streamed = "".join(p.get("text", "") for _, event, data in seen if event == "message"
-                       for e in [json.loads(data)] if e.get("partial")
-                       for p in e.get("content", {}).get("parts", []))
-    assert streamed == final_text([(event, data) for _, event, data in seen])
-    assert len(emulator.requests) == calls  # replayed from the database, no second model call
-    # The tail stays resumable from either process after the end.
-    for server in (a, b):
-        again = request("GET", f"{server.url}/api/sessions/{session_id}/stream",
-                        headers={**ALICE, "Last-Event-ID": str(len(seen) - 1)})
-        assert again.status_code == 200 and again.text.count("event: done") == 1
+def shared_server(url: str, **settings) -> BackgroundServer:
+    """A reference server in this process on the shared database, sessions and replay buffer:
+    it shares nothing in memory with the workers (as another process), but this test can set
+    its module constants."""
+    from reference_server.persistence import DatabaseReplayStore
+
+    return BackgroundServer(create_app(Settings(
+        tokens={"tok-alice": "alice"}, session_service=session_service_from_url(url),
+        replay_store=DatabaseReplayStore(url), **settings)))
 
 
+def test_a_turn_whose_worker_died_ends_with_turn_lost(emulator, gemini_emulator_session, tmp_path,
+                                                       monkeypatch):
+    """A real worker process is killed (SIGKILL) in the middle of a turn: nginx sends the
+    client's resume to the survivor, which replays the frames the client missed, then ends the
+    stream with `event: error` TURN_LOST once the dead owner's check-ins are stale; the session
+    then takes a new message. (The survivor runs in this process, to shorten OWNER_STALE_S.)"""
+    import reference_server.turns as turns_module
+
+    require_nginx()
+    stale_s = 6.0  # 15 s in production; the 409 below must come sooner, on a loaded machine too
+    monkeypatch.setattr(turns_module, "OWNER_STALE_S", stale_s)
+    url = database_url("sqlite", tmp_path)
+    emulator.set_pacing(first_token_s=0, chunk_s=0.05)
+    (doomed,) = start_processes(1, server_env(gemini_emulator_session.url, url))
+    try:
+        with shared_server(url) as survivor, Nginx([doomed.address, (survivor.host, survivor.port)]) as proxy, \
+                httpx.Client(base_url=proxy.url, timeout=30, headers=ALICE) as client:
+            session_id = new_session(client)
+            owner = steer(proxy, doomed)
+            ctx = connect_sse(client, "POST", f"/api/sessions/{session_id}/messages",
+                              json={"text": "Count to 300"})
+            events = ctx.__enter__().iter_sse()
+            frames = [next(events) for _ in range(3)]
+            doomed.process.kill()
+            doomed.process.wait(5)
+            with contextlib.suppress(httpx.HTTPError):
+                ctx.__exit__(None, None, None)
+            # nginx cannot connect to the dead worker: it passes each request to the survivor.
+            busy = client.post(f"/api/sessions/{session_id}/messages", json={"text": "Hello"})
+            assert busy.status_code == 409, busy.text  # the owner checked in less than OWNER_STALE_S ago
+            began = time.monotonic()
+            with connect_sse(client, "GET", f"/api/sessions/{session_id}/stream",
+                             headers={"Last-Event-ID": frames[-1].id}) as source:
+                rest = list(source.iter_sse())
+            assert time.monotonic() - began < 3 * stale_s  # sealed once stale, not left hanging
+            assert rest[-1].event == "error" and json.loads(rest[-1].data)["error"]["code"] == "TURN_LOST"
+            ids = [int(f.id) for f in frames + rest]
+            assert ids == list(range(1, len(ids) + 1))
+            assert turn(client, session_id, "Count to 2")[-1].event == "done"
+            messages = logged(proxy, f"{session_id}/messages", 3)
+            assert messages[0][2] == owner, messages  # the turn ran on the dead worker
+            assert {w for _, _, w in messages[1:]} == {address(survivor)}, messages
+            assert logged(proxy, f"{session_id}/stream")[0][2] == address(survivor)
+    finally:
+        doomed.stop()
+
+
+# -- the replay buffer in the shared database (DatabaseReplayStore), and the harness ---------
 async def _store_semantics(url: str) -> None:
     from reference_server.persistence import DatabaseReplayStore
     from reference_server.replay import Frame
@@ -196,132 +384,6 @@ def test_database_replay_store_semantics_on_sqlite(tmp_path):
 
 def test_database_replay_store_semantics_on_postgresql():
     asyncio.run(_store_semantics(postgres_url()))
-
-
-# -- turn state across processes (shared store): 409, cancel, grace, a dead owner ---------------
-def database_url(database: str, tmp_path) -> str:
-    return f"sqlite:///{tmp_path / 'sessions.db'}" if database == "sqlite" else postgres_url()
-
-
-def shared_server(url: str, **settings) -> BackgroundServer:
-    """A reference server on the shared database, sessions and replay buffer: in this process
-    but sharing nothing in memory with another one built the same way (as two processes)."""
-    from reference_server.persistence import DatabaseReplayStore
-
-    return BackgroundServer(create_app(Settings(
-        tokens={"tok-alice": "alice"}, session_service=session_service_from_url(url),
-        replay_store=DatabaseReplayStore(url), **settings)))
-
-
-def open_stream(base: str, session_id: str, text: str, frames_first: int = 3):
-    """Start a turn and read its first frames; returns (context, iterator, frames)."""
-    client = httpx.Client(timeout=30, headers={**ALICE, "Connection": "close"})
-    ctx = connect_sse(client, "POST", f"{base}/api/sessions/{session_id}/messages", json={"text": text})
-    source = ctx.__enter__()
-    assert source.response.status_code == 200, source.response.read()
-    it = source.iter_sse()
-    frames = [next(it) for _ in range(frames_first)]
-    return ctx, it, frames
-
-
-@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
-def test_another_process_answers_409_and_cancels_the_turn(database, emulator, tmp_path):
-    url = database_url(database, tmp_path)
-    emulator.set_pacing(first_token_s=0, chunk_s=0.02)
-    with shared_server(url) as a, shared_server(url) as b:
-        session_id = request("POST", f"{a.url}/api/sessions", headers=ALICE).json()["session_id"]
-        ctx, it, frames = open_stream(a.url, session_id, "Count to 300")
-        try:
-            busy = request("POST", f"{b.url}/api/sessions/{session_id}/messages", headers=ALICE,
-                           json={"text": "Hello"})
-            assert busy.status_code == 409 and busy.json()["error"]["code"] == "TURN_IN_PROGRESS"
-            began = time.monotonic()
-            answer = request("POST", f"{b.url}/api/sessions/{session_id}/cancel", headers=ALICE)
-            took = time.monotonic() - began
-            assert answer.json() == {"cancelled": True}
-            assert took < 1.5, f"a cancel through another process took {took:.2f} s"
-            frames += list(it)
-        finally:
-            ctx.__exit__(None, None, None)
-        assert frames[-1].event == "cancelled" and json.loads(frames[-1].data) == {"reason": "cancel_requested"}
-        model_request = emulator.requests[-1]
-        deadline = time.monotonic() + 3
-        while model_request.outcome == "running" and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert model_request.outcome == "client_closed"  # a closed the model's request
-        assert request("POST", f"{b.url}/api/sessions/{session_id}/cancel", headers=ALICE).json() == {"cancelled": False}
-        assert turn(b.url, session_id, "Count to 2")[-1][0] == "done"  # the session works, on b
-
-
-@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
-def test_a_client_following_from_another_process_keeps_the_turn_alive(database, emulator, tmp_path):
-    """The client moves to b (resumes there), then its connection to a drops: a's grace period
-    ends, yet a keeps the turn running because b says a client follows it."""
-    import threading
-
-    url = database_url(database, tmp_path)
-    grace = 0.5
-    emulator.set_pacing(first_token_s=0, chunk_s=0.03)
-    with shared_server(url, resume_grace_s=grace) as a, shared_server(url, resume_grace_s=grace) as b:
-        session_id = request("POST", f"{a.url}/api/sessions", headers=ALICE).json()["session_id"]
-        ctx, it, frames = open_stream(a.url, session_id, "Count to 100")  # about 3 s of answer
-        rest: list = []
-        following = threading.Event()
-
-        def follow_on_b() -> None:
-            with httpx.Client(timeout=30, headers={**ALICE, "Last-Event-ID": frames[-1].id}) as client:
-                with connect_sse(client, "GET", f"{b.url}/api/sessions/{session_id}/stream") as source:
-                    for sse in source.iter_sse():
-                        rest.append(sse)
-                        following.set()
-
-        reader = threading.Thread(target=follow_on_b)
-        reader.start()
-        assert following.wait(10)
-        ctx.__exit__(None, None, None)  # now the connection to a drops
-        dropped = time.monotonic()
-        reader.join(30)
-        frames += rest
-        assert frames[-1].event == "done", frames[-1]  # not cancelled: a saw b's client
-        assert time.monotonic() - dropped > 3 * grace  # it outlived a's grace period
-        assert [int(f.id) for f in frames] == list(range(1, len(frames) + 1))
-
-
-def test_a_turn_whose_process_died_ends_with_turn_lost(emulator, gemini_emulator_session, tmp_path,
-                                                        monkeypatch):
-    """A real process is killed (SIGKILL) in the middle of a turn: a client resuming on another
-    process gets the frames it missed, then `event: error` TURN_LOST once the dead owner's
-    check-ins are stale; the session then takes a new message."""
-    import reference_server.turns as turns_module
-
-    monkeypatch.setattr(turns_module, "OWNER_STALE_S", 3.0)  # 15 s in production
-    url = database_url("sqlite", tmp_path)
-    env = {**server_env(gemini_emulator_session.url, url), "WORKSHOP_REPLAY_STORE": "database"}
-    emulator.set_pacing(first_token_s=0, chunk_s=0.05)
-    (doomed,) = start_processes(1, env)
-    try:
-        with shared_server(url) as survivor:
-            session_id = request("POST", f"{doomed.url}/api/sessions", headers=ALICE).json()["session_id"]
-            ctx, it, frames = open_stream(doomed.url, session_id, "Count to 300")
-            doomed.process.kill()
-            doomed.process.wait(5)
-            with contextlib.suppress(httpx.HTTPError):
-                ctx.__exit__(None, None, None)
-            busy = request("POST", f"{survivor.url}/api/sessions/{session_id}/messages", headers=ALICE,
-                           json={"text": "Hello"})
-            assert busy.status_code == 409  # the owner checked in less than OWNER_STALE_S ago
-            began = time.monotonic()
-            with httpx.Client(timeout=30, headers={**ALICE, "Last-Event-ID": frames[-1].id}) as client:
-                with connect_sse(client, "GET", f"{survivor.url}/api/sessions/{session_id}/stream") as source:
-                    rest = list(source.iter_sse())
-            assert time.monotonic() - began < 8
-            assert rest[-1].event == "error"
-            assert json.loads(rest[-1].data)["error"]["code"] == "TURN_LOST"
-            ids = [int(f.id) for f in frames + rest]
-            assert ids == list(range(1, len(ids) + 1))
-            assert turn(survivor.url, session_id, "Count to 2")[-1][0] == "done"
-    finally:
-        doomed.stop()
 
 
 def test_a_server_process_owns_its_port_before_it_starts():

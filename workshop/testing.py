@@ -75,3 +75,17 @@ def postgres_url() -> str:
                     "and exports it")
     pytest.skip("PostgreSQL path: set WORKSHOP_TEST_DATABASE_URL=postgresql://user:pw@127.0.0.1/db "
                 "(.ci/run does)")
+
+
+def require_nginx() -> str:
+    """Debian's nginx binary, or skip (fail under CI, where .ci/run installs it)."""
+    import os
+
+    from .servers.nginx import INSTALL_HINT, nginx_binary
+
+    binary = nginx_binary()
+    if binary:
+        return binary
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must run the nginx tests: {INSTALL_HINT}")
+    pytest.skip(f"no nginx: {INSTALL_HINT}")

@@ -26,6 +26,9 @@ from string import Template
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "nginx.conf.template"
 INSTALL_HINT = "install Debian's nginx (apt-get install nginx-light; .ci/run does)"
+# proxy_read_timeout: longer than the server's first-event wait (10 s) and keep-alive interval
+# (15 s), or nginx cuts a stream that is only quiet (tests/test_deploy_nginx.py checks it).
+READ_TIMEOUT_S = 75
 
 
 def nginx_binary() -> str | None:
@@ -66,7 +69,7 @@ def self_signed_certificate(directory: Path, host: str = "127.0.0.1") -> tuple[P
 
 
 def render(upstreams: list[tuple[str, int]], *, prefix: Path, listen: str, buffering: bool = False,
-           http_version: str = "1.1", read_timeout_s: float = 75, tls: str = "") -> str:
+           http_version: str = "1.1", read_timeout_s: float = READ_TIMEOUT_S, tls: str = "") -> str:
     """The template filled in: only its own ``${UPPER_CASE}`` names (nginx's ``$host`` stays)."""
     user = "user root;" if os.geteuid() == 0 else ""  # as root, workers would drop to nobody
     servers = "\n        ".join(f"server {host}:{port} max_fails=0;" for host, port in upstreams)
@@ -81,7 +84,7 @@ class Nginx:
     """nginx on ``host:port`` (0: a free one) proxying to ``upstreams`` round-robin."""
 
     def __init__(self, upstreams: list[tuple[str, int]], *, host: str = "127.0.0.1", port: int = 0,
-                 buffering: bool = False, http_version: str = "1.1", read_timeout_s: float = 75,
+                 buffering: bool = False, http_version: str = "1.1", read_timeout_s: float = READ_TIMEOUT_S,
                  http2: bool = False) -> None:
         binary = nginx_binary()
         if binary is None:

@@ -1,37 +1,28 @@
-"""Scale-out on one machine: reference-server processes, and a round-robin TCP proxy in front.
+"""Reference-server processes on one machine, for scale-out (``workshop/stack.py`` puts nginx in
+front of them), load tests and lessons.
 
-    with ServerProcess(env) as a, ServerProcess(env) as b:      # python -m reference_server
-        with RoundRobinProxy([a.address, b.address]) as proxy:  # one port for both
-            httpx.post(f"{proxy.url}/api/sessions", ...)
+    with ServerProcess(env) as server:                  # python -m reference_server
+        httpx.post(f"{server.url}/api/sessions", ...)
 
 ``ServerProcess`` runs ``python -m reference_server`` on a free loopback port with the
 given environment (``DATABASE_URL``, ``WORKSHOP_TOKENS``, ``GOOGLE_GEMINI_BASE_URL``...) and
 waits for ``/healthz``; ``stop()`` sends SIGTERM (uvicorn drains), then kills after a timeout.
 The port is bound here and the listening socket handed to the child (``WORKSHOP_LISTEN_FD``):
 a port found free and bound later by the child could be taken in between by another server,
-which would then answer the health check in its place.
-
-``RoundRobinProxy`` is a layer-4 balancer (like HAProxy in ``mode tcp``): each new TCP
-connection goes to the next backend. It balances connections, not requests: a client that
-keeps its connection alive stays on one process, so a test that wants every request on the
-next process opens a new connection per request (``Connection: close``). An HTTP balancer
-(nginx, a cloud load balancer) balances requests; either way nothing but the database is
-shared, which is the point.
+which would then answer the health check in its place. ``start_processes(n, env)`` starts
+several in parallel.
 """
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import contextlib
-import itertools
 import os
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Mapping
 
@@ -146,81 +137,3 @@ def start_processes(n: int, env: Mapping[str, str | None], timeout: float = 60) 
             server.stop()
         raise
     return servers
-
-
-class RoundRobinProxy:
-    """A TCP proxy on ``host:port`` (0: a free port), each connection to the next backend,
-    on its own thread and event loop. ``connections[i]``: connections sent to backend i;
-    ``last``: the backend of the latest one."""
-
-    def __init__(self, backends: list[tuple[str, int]], host: str = "127.0.0.1", port: int = 0) -> None:
-        self.backends = list(backends)
-        self.connections = [0] * len(self.backends)
-        self.last: int | None = None  # the backend that got the latest connection
-        self._next = itertools.cycle(range(len(self.backends)))
-        self._sock = socket.socket()
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, port))
-        self.host, self.port = self._sock.getsockname()[:2]
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name=f"proxy-{self.port}",
-                                        daemon=True)
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task] = set()
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            with contextlib.suppress(Exception):
-                writer.close()
-
-    async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        self._tasks.add(asyncio.current_task())
-        index = self.last = next(self._next)
-        self.connections[index] += 1
-        try:
-            server_r, server_w = await asyncio.open_connection(*self.backends[index])
-        except OSError:
-            client_w.close()
-            return
-        try:
-            await asyncio.gather(self._pipe(client_r, server_w), self._pipe(server_r, client_w))
-        finally:
-            self._tasks.discard(asyncio.current_task())
-
-    async def _start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, sock=self._sock)
-
-    async def _stop(self) -> None:
-        self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    def start(self) -> RoundRobinProxy:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
-        return self
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(10)
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-        self._loop.close()
-        self._sock.close()
-
-    def __enter__(self) -> RoundRobinProxy:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
