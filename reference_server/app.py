@@ -490,6 +490,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         await turns.close()
+        await store.close()
         await runner.close()
 
     app = FastAPI(

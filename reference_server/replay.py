@@ -133,6 +133,10 @@ class ReplayStore(ABC):
         client asked this process to cancel it (``cancel``)."""
         return None
 
+    async def close(self) -> None:
+        """Release connections (server shutdown; the app's lifespan calls it)."""
+        return None
+
 
 @dataclass
 class _Log:
