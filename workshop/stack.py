@@ -41,7 +41,7 @@ class Stack:
         redis_url = env.get("REDIS_URL", os.environ.get("REDIS_URL"))
         chosen = (os.environ.get("WORKSHOP_REPLAY_STORE") or "").strip().lower()  # never memory here
         store = chosen if chosen in ("database", "redis") else ("redis" if redis_url else "database")
-        self.env = {"WORKSHOP_REPLAY_STORE": store, **env}
+        self.env = {**env, "WORKSHOP_REPLAY_STORE": env.get("WORKSHOP_REPLAY_STORE") or store}
         tokens = self.env.get("WORKSHOP_TOKENS", os.environ.get("WORKSHOP_TOKENS"))
         self.dev_token = None
         if not tokens:  # one token every worker accepts
