@@ -15,7 +15,9 @@ the 409: a turn starts only if the latest one ended or its owner stopped checkin
 ``append`` (only to the session's running turn, ids in order), ``mark`` and the owner's
 check-in. A follower in any process waits with ``XREAD BLOCK`` on the stream: Redis wakes it
 when the next frame (or the next turn) is added. Each waiting follower holds one connection of
-the pool while it waits.
+the pool while it waits. A cancel asked on another process is also published on
+``<prefix>cancels``; the owner's watcher (turns.py) is subscribed, so it stops the turn at once,
+and the process that asked waits for the terminal frame with ``XREAD BLOCK`` too: no polling.
 
 Expiry is Redis's: a turn's keys expire ``ttl_s`` after its terminal frame, and ``idle_s``
 (1 h) after the last write or check-in of a turn that never ended (its process died and
@@ -25,6 +27,7 @@ process's wall clock, as in the database store: the servers' clocks must agree (
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import redis.asyncio as aioredis
@@ -82,12 +85,16 @@ local start = state[4] .. '-' .. string.format('%d', math.max(tonumber(ARGV[1]),
 return {state[1], state[2] and 1 or 0, state[3], redis.call('XRANGE', KEYS[2], start, '+')}
 """
 
-# KEYS: turn hash. ARGV: turn_id, reader_at ('' : no), cancel ('1': yes).
+# KEYS: turn hash. ARGV: turn_id, reader_at ('' : no), cancel ('1': yes), cancel channel,
+# session id. A cancel is published too: the owner's watcher wakes at once (cancel_asked).
 _MARK = """
 local state = redis.call('HMGET', KEYS[1], 'turn_id', 'ended_at')
 if state[1] ~= ARGV[1] or state[2] then return 0 end
 if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'reader_at', ARGV[2]) end
-if ARGV[3] == '1' then redis.call('HSET', KEYS[1], 'cancel', '1') end
+if ARGV[3] == '1' then
+  redis.call('HSET', KEYS[1], 'cancel', '1')
+  redis.call('PUBLISH', ARGV[4], ARGV[5])
+end
 return 1
 """
 
@@ -110,6 +117,7 @@ class RedisReplayStore(ReplayStore):
     ``rediss://`` for TLS), under keys that start with ``prefix``. See the module docstring."""
 
     shared = True
+    pushes_cancels = True
 
     def __init__(self, url: str, ttl_s: float = 300.0, *, prefix: str = DEFAULT_PREFIX,
                  idle_s: float = 3600.0, clock=None, **client_kwargs) -> None:
@@ -126,6 +134,8 @@ class RedisReplayStore(ReplayStore):
         self._read = self.redis.register_script(_READ)
         self._mark = self.redis.register_script(_MARK)
         self._checkin = self.redis.register_script(_CHECKIN)
+        self._cancels = f"{prefix}cancels"  # the channel mark(cancel=True) publishes on
+        self._pubsub: aioredis.client.PubSub | None = None
 
     def _keys(self, session_id: str) -> list[str]:
         base = f"{self.prefix}{{{session_id}}}"
@@ -204,7 +214,24 @@ class RedisReplayStore(ReplayStore):
                    cancel: bool = False) -> None:
         if reader or cancel:
             await self._mark(keys=self._keys(session_id)[:1], args=[
-                turn_id, repr(self._clock()) if reader else "", "1" if cancel else ""])
+                turn_id, repr(self._clock()) if reader else "", "1" if cancel else "",
+                self._cancels, session_id])
+
+    async def cancel_asked(self, session_ids: list[str], timeout: float) -> None:
+        """Return when a cancel is published (by ``mark``, on any process) or after ``timeout``.
+        Any session's cancel wakes every owner: ``owner_alive`` then tells which are its own (a
+        turn started meanwhile is not missed). One subscribed connection per store."""
+        if self._pubsub is None:
+            self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            await self._pubsub.subscribe(self._cancels)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (remaining := deadline - loop.time()) > 0:
+            if await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=remaining):
+                return
 
     async def close(self) -> None:
+        if self._pubsub is not None:
+            await self._pubsub.aclose()
+            self._pubsub = None
         await self.redis.aclose()

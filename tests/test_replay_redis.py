@@ -14,6 +14,7 @@ import time
 import uuid
 
 import pytest
+from google.adk.sessions import InMemorySessionService
 
 from reference_server import InMemoryReplayStore, Settings, create_app
 from reference_server.replay import Frame
@@ -170,6 +171,58 @@ async def test_cancel_and_reader_marks_are_seen_by_the_owner(pair):
     assert (await b.turn_state(session)).ended
     assert await a.owner_alive([session, other], beat=True) == set()  # ended: no more cancels
     assert await b.turn_state(sid()) is None
+
+
+async def test_a_cancel_asked_on_another_store_wakes_the_owner_at_once(pair):
+    a, b, _ = pair
+    session = sid()
+    assert await a.begin_turn(session, "t1", owner_stale_s=15)
+    await a.cancel_asked([session], 0.01)  # subscribed from here on
+    began = time.monotonic()
+    await a.cancel_asked([session], 0.3)  # nothing asked: it waits its timeout
+    assert time.monotonic() - began >= 0.25
+    waiter = asyncio.create_task(a.cancel_asked([session], 30))
+    await asyncio.sleep(0.2)
+    assert not waiter.done()
+    await b.mark(session, "t1", cancel=True)
+    await asyncio.wait_for(waiter, 10)  # woken by the publish, not at 30 s
+    assert await a.owner_alive([session], beat=True) == {session}
+
+
+def test_a_cancel_through_another_server_is_pushed_not_polled(emulator, redis_url, monkeypatch):
+    """Two servers on one Redis; the turn runs on a, the cancel is asked on b. With the owner's
+    check-ins and cancel polls slowed to 6 s, a poll would take seconds; the push takes far less."""
+    import httpx
+    from httpx_sse import connect_sse
+
+    import reference_server.turns as turns_module
+
+    slow_s = 6.0
+    monkeypatch.setattr(turns_module, "WATCH_S", slow_s)
+    monkeypatch.setattr(turns_module, "OWNER_BEAT_S", slow_s)
+    emulator.set_pacing(first_token_s=0, chunk_s=0.02)
+    alice = {"Authorization": "Bearer tok-alice"}
+
+    sessions = InMemorySessionService()  # both servers' conversations, as a shared database would
+
+    def server() -> BackgroundServer:
+        return BackgroundServer(create_app(Settings(tokens={"tok-alice": "alice"}, session_service=sessions,
+                                                    replay_store=RedisReplayStore(redis_url))))
+
+    with server() as a, server() as b, httpx.Client(timeout=30, headers=alice) as client:
+        session_id = client.post(f"{a.url}/api/sessions").json()["session_id"]
+        with connect_sse(client, "POST", f"{a.url}/api/sessions/{session_id}/messages",
+                         json={"text": "Count to 300"}) as source:
+            events = source.iter_sse()
+            next(events)
+            busy = client.post(f"{b.url}/api/sessions/{session_id}/messages", json={"text": "hi"})
+            assert busy.status_code == 409 and busy.json()["error"]["code"] == "TURN_IN_PROGRESS"
+            began = time.monotonic()
+            assert client.post(f"{b.url}/api/sessions/{session_id}/cancel").json() == {"cancelled": True}
+            took = time.monotonic() - began
+            rest = list(events)
+        assert rest[-1].event == "cancelled", rest[-1]
+        assert took < slow_s / 3, f"the cancel took {took:.2f} s: polled, not pushed"
 
 
 async def test_ended_turns_expire_after_their_ttl_and_silent_ones_after_idle_s(redis_url):
