@@ -14,8 +14,9 @@ Every write is one Lua script (atomic in Redis): ``begin_turn`` (the compare-and
 the 409: a turn starts only if the latest one ended or its owner stopped checking in),
 ``append`` (only to the session's running turn, ids in order), ``mark`` and the owner's
 check-in. A follower in any process waits with ``XREAD BLOCK`` on the stream: Redis wakes it
-when the next frame (or the next turn) is added. Each waiting follower holds one connection of
-the pool while it waits. A cancel asked on another process is also published on
+when the next frame (or the next turn) is added; a follower in the process that writes the
+turn is woken by that process's append, as in memory. Each follower waiting on Redis holds one
+connection of the pool while it waits. A cancel asked on another process is also published on
 ``<prefix>cancels``; the owner's watcher (turns.py) is subscribed, so it stops the turn at once,
 and the process that asked waits for the terminal frame with ``XREAD BLOCK`` too: no polling.
 
@@ -28,7 +29,9 @@ process's wall clock, as in the database store: the servers' clocks must agree (
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 
@@ -112,6 +115,15 @@ return 0
 """
 
 
+@dataclass
+class _Writing:
+    """A running turn this process appends to: its followers here wait for ``changed``."""
+
+    turn_id: str
+    last: int = 0
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+
 class RedisReplayStore(ReplayStore):
     """The replay buffer and the turn state on Redis (``url``: ``redis://host:6379/0``,
     ``rediss://`` for TLS), under keys that start with ``prefix``. See the module docstring."""
@@ -135,6 +147,7 @@ class RedisReplayStore(ReplayStore):
         self._mark = self.redis.register_script(_MARK)
         self._checkin = self.redis.register_script(_CHECKIN)
         self._cancels = f"{prefix}cancels"  # the channel mark(cancel=True) publishes on
+        self._writing: dict[str, _Writing] = {}  # running turns this process appends to
         self._pubsub: aioredis.client.PubSub | None = None
 
     def _keys(self, session_id: str) -> list[str]:
@@ -150,7 +163,16 @@ class RedisReplayStore(ReplayStore):
         started = await self._begin(keys=self._keys(session_id), args=[
             turn_id, key or "", "1" if key is not None else "0", repr(self._clock()),
             repr(owner_stale_s), self._ms(self.idle_s)])
-        return started == 1
+        if started != 1:
+            return False
+        self._stop_writing(session_id)  # wake this process's followers of the replaced turn
+        self._writing[session_id] = _Writing(turn_id)
+        return True
+
+    def _stop_writing(self, session_id: str) -> None:
+        writing = self._writing.pop(session_id, None)
+        if writing is not None:
+            writing.changed.set()
 
     async def append(self, session_id: str, turn_id: str, frame: Frame) -> None:
         added = await self._append(keys=self._keys(session_id), args=[
@@ -159,6 +181,15 @@ class RedisReplayStore(ReplayStore):
             repr(self._clock()), self._ms(self.ttl_s), self._ms(self.idle_s)])
         if added == -1:
             raise ValueError(f"frame id {frame.id} out of order in turn {turn_id}")
+        writing = self._writing.get(session_id)
+        if writing is None or writing.turn_id != turn_id:
+            return
+        if added != 1 or frame.terminal:  # replaced, or ended: followers here read Redis again
+            self._stop_writing(session_id)
+            return
+        writing.last = frame.id
+        writing.changed.set()
+        writing.changed = asyncio.Event()
 
     async def read(self, session_id: str, after: int) -> Tail | None:
         found = await self._read(keys=self._keys(session_id), args=[after])
@@ -177,6 +208,12 @@ class RedisReplayStore(ReplayStore):
         that entry: any entry added after it (the next frame, or the next turn's start)
         wakes this call, whenever it is added, even between these two commands."""
         if timeout <= 0:
+            return
+        writing = self._writing.get(session_id)
+        if writing is not None and writing.last == after:  # this process writes the turn and
+            with contextlib.suppress(TimeoutError):      # the follower has it all: our append
+                async with asyncio.timeout(timeout):     # wakes it, no Redis
+                    await writing.changed.wait()
             return
         frames_key = self._keys(session_id)[1]
         last = await self.redis.xrevrange(frames_key, count=1)

@@ -83,10 +83,13 @@ async def test_append_and_read_keep_order_and_refuse_what_is_not_the_running_tur
     assert await a.purge() == 0  # Redis expires the keys itself
 
 
-async def test_a_follower_in_another_store_is_woken_by_each_frame_without_polling(pair):
-    """The follower waits with a 30 s timeout: each frame, appended PACE_S apart by the other
-    store, wakes it well within the pace (a poll would wake it at its period, or at 30 s)."""
-    a, b, _ = pair
+@pytest.mark.parametrize("where", ["another store", "the writer's store"])
+async def test_a_follower_is_woken_by_each_frame_without_polling(pair, where):
+    """The follower waits with a 30 s timeout: each frame, appended PACE_S apart, wakes it well
+    within the pace (a poll would wake it at its period, or at 30 s): through Redis (XREAD BLOCK)
+    in another store, by the append itself in the writer's."""
+    a, other, _ = pair
+    b = other if where == "another store" else a
     pace_s, count = 0.1, 12
     session = sid()
     assert await a.begin_turn(session, "t1", owner_stale_s=15)
