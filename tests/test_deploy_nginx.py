@@ -137,9 +137,16 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture(scope="module")
-def stack(gemini_emulator_session, tmp_path_factory):
+def stack(request):
+    """The stack a test asks for: ``database_stack`` (default) or, parametrized indirectly,
+    ``redis_stack``."""
+    return request.getfixturevalue(getattr(request, "param", "database_stack"))
+
+
+@pytest.fixture(scope="module")
+def database_stack(gemini_emulator_session, tmp_path_factory):
     """Started once for the module (workers take seconds to import); each test uses the
-    ``emulator`` fixture, which resets the same emulator."""
+    ``emulator`` fixture, which resets the same emulator. Live streams through the database."""
     from workshop.stack import Stack
 
     db = tmp_path_factory.mktemp("stack") / "sessions.db"
@@ -175,6 +182,7 @@ def test_a_conversation_moves_between_workers(stack, emulator):
     assert [len(r.body["contents"]) for r in emulator.requests[-3:]] == [1, 3, 5]
 
 
+@pytest.mark.parametrize("stack", ["database_stack", "redis_stack"], indirect=True)
 def test_409_and_cancel_reach_a_turn_running_on_another_worker(stack, emulator):
     emulator.set_pacing(chunk_s=0.05)
     with httpx.Client(base_url=stack.url, timeout=30) as client:
@@ -192,6 +200,7 @@ def test_409_and_cancel_reach_a_turn_running_on_another_worker(stack, emulator):
     assert len(set(_upstreams(stack, f"{session_id}/"))) == 2
 
 
+@pytest.mark.parametrize("stack", ["database_stack", "redis_stack"], indirect=True)
 def test_a_resume_on_another_worker_gets_every_missed_frame_once(stack, emulator):
     emulator.set_pacing(chunk_s=0.02)
     with httpx.Client(base_url=stack.url, timeout=30) as client:
