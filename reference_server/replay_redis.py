@@ -203,10 +203,11 @@ class RedisReplayStore(ReplayStore):
         return Tail(turn_id, frames, bool(ended), key)
 
     async def wait(self, session_id: str, after: int, timeout: float) -> None:
-        """Return at once if the stream's last entry is not frame ``after`` of a running turn
-        (a newer frame, the terminal one, another turn, or no turn); else ``XREAD BLOCK`` from
-        that entry: any entry added after it (the next frame, or the next turn's start)
-        wakes this call, whenever it is added, even between these two commands."""
+        """A turn this process writes, read up to its last frame: wait for its next append
+        here. Otherwise return at once if the stream's last entry is not frame ``after`` of a
+        running turn (a newer frame, the terminal one, another turn, or no turn); else
+        ``XREAD BLOCK`` from that entry: any entry added after it (the next frame, or the next
+        turn's start) wakes this call, whenever it is added, even between these two commands."""
         if timeout <= 0:
             return
         writing = self._writing.get(session_id)
