@@ -119,6 +119,7 @@ def test_follow_bench_measures_each_store_and_writes_its_shape(tmp_path, redis_u
         assert r["follower"] == ("same process" if kind == "memory" else "child process")
         d = r["delay_ms"]
         assert d["n"] == 6 and 0 <= d["median"] <= d["p99"] <= d["max"], (kind, d)
+        assert r["append_ms"]["n"] == 6 and r["append_ms"]["median"] >= 0, (kind, r)
     table = capsys.readouterr().out
     for kind in ("memory", "sqlite", "postgresql", "redis"):
         assert kind in table

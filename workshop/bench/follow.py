@@ -81,7 +81,8 @@ async def _follower_main(kind: str, url: str | None, session_id: str) -> None:
     print(json.dumps(arrived), flush=True)
 
 
-async def _write(store, session_id: str, turn_id: str, gaps: list[float]) -> dict[int, float]:
+async def _write(store, session_id: str, turn_id: str, gaps: list[float],
+                 append_s: list[float]) -> dict[int, float]:
     from reference_server.replay import Frame
 
     appended: dict[int, float] = {}
@@ -92,6 +93,7 @@ async def _write(store, session_id: str, turn_id: str, gaps: list[float]) -> dic
                       json.dumps({"done": True} if last else {"partial": True, "text": f"chunk {number} " * 4}))
         appended[number] = time.time()
         await store.append(session_id, turn_id, frame)
+        append_s.append(time.time() - appended[number])
     return appended
 
 
@@ -99,23 +101,25 @@ async def measure(kind: str, url: str | None, gaps: list[float]) -> dict:
     """One store: the per-frame delays (ms) of a follower, in another process but for memory."""
     store = make_store(kind, url)
     session_id, turn_id = f"bench-{uuid.uuid4().hex}", uuid.uuid4().hex[:16]
+    append_s: list[float] = []  # how long each append took the writer
     try:
         assert await store.begin_turn(session_id, turn_id, owner_stale_s=15)
         if kind == "memory":
             follower = asyncio.create_task(follow(store, session_id))
             await asyncio.sleep(0)
-            appended = await _write(store, session_id, turn_id, gaps)
+            appended = await _write(store, session_id, turn_id, gaps, append_s)
             arrived = await follower
         else:
-            arrived, appended = await _in_child(store, kind, url, session_id, turn_id, gaps)
+            arrived, appended = await _in_child(store, kind, url, session_id, turn_id, gaps, append_s)
     finally:
         await store.close()
     delays = [arrived[i] - appended[i] for i in appended if i in arrived]
-    return {"delay_ms": summary(delays, scale=1000), "frames": len(appended),
+    return {"delay_ms": summary(delays, scale=1000), "append_ms": summary(append_s, scale=1000),
+            "frames": len(appended),
             "missing": len(appended) - len(delays), "follower": "same process" if kind == "memory" else "child process"}
 
 
-async def _in_child(store, kind, url, session_id, turn_id, gaps):
+async def _in_child(store, kind, url, session_id, turn_id, gaps, append_s):
     child = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "workshop.bench.follow", "--follow", kind, url or "", session_id,
         stdout=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -123,7 +127,7 @@ async def _in_child(store, kind, url, session_id, turn_id, gaps):
         line = await asyncio.wait_for(child.stdout.readline(), 120)
         if line.strip() != b"ready":
             raise RuntimeError(f"{kind} follower did not start: {line!r}")
-        appended = await _write(store, session_id, turn_id, gaps)
+        appended = await _write(store, session_id, turn_id, gaps, append_s)
         out = await asyncio.wait_for(child.stdout.read(), 60)
     finally:
         if child.returncode is None:
@@ -133,14 +137,15 @@ async def _in_child(store, kind, url, session_id, turn_id, gaps):
 
 
 def format_table(results: dict) -> str:
-    lines = [f"{'store':<12} {'follower':<14} {'frames':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}"]
+    lines = [f"{'store':<12} {'follower':<14} {'frames':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}"
+             f" {'append p50 ms':>14}"]
     for kind, r in results["stores"].items():
         if "skipped" in r:
             lines.append(f"{kind:<12} skipped: {r['skipped']}")
             continue
         d = r["delay_ms"]
         lines.append(f"{kind:<12} {r['follower']:<14} {r['frames'] - r['missing']:>6} "
-                     f"{d['median']:>8.1f} {d['p99']:>8.1f} {d['max']:>8.1f}")
+                     f"{d['median']:>8.1f} {d['p99']:>8.1f} {d['max']:>8.1f} {r['append_ms']['median']:>14.2f}")
     load = results["machine"]["load_before"]
     lines.append(f"{results['frames']} frames every {results['gap_ms'][0]}-{results['gap_ms'][1]} ms; "
                  f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {results['machine']['cpus']} CPUs")
