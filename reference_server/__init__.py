@@ -70,7 +70,8 @@ The contract (later lessons, the browser page and the tests rely on it):
 
 A turn runs in its own task (``turns.TurnManager``) and writes its frames to a replay buffer
 (``replay.ReplayStore``; ``InMemoryReplayStore`` by default, ``Settings.replay_store`` for a
-shared one); requests only read that buffer. A client that drops its connection does not
+shared one: ``persistence.DatabaseReplayStore`` or ``replay_redis.RedisReplayStore``, which
+``WORKSHOP_REPLAY_STORE`` and ``REDIS_URL`` choose); requests only read that buffer. A client that drops its connection does not
 stop the turn: it runs on for ``WORKSHOP_RESUME_GRACE_S`` (default 30 s) and is cancelled if
 no client has resumed by then. An ended turn's frames stay resumable for
 ``WORKSHOP_REPLAY_TTL_S`` (default 300 s). CORS is closed unless

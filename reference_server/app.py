@@ -143,7 +143,8 @@ class Settings:
     def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> "Settings":
         """Tokens from WORKSHOP_TOKENS ("tok-a:alice,tok-b:bob"); unset: one random dev token.
         Sessions in DATABASE_URL (see persistence.py; DATABASE_POOL_SIZE sizes a PostgreSQL
-        pool); the replay buffer there too with WORKSHOP_REPLAY_STORE=database."""
+        pool); the replay buffer there too with WORKSHOP_REPLAY_STORE=database, in Redis with
+        REDIS_URL (persistence.replay_store_from_env)."""
         environ = os.environ if environ is None else environ
         overrides = {**hardening_from_env(environ), **overrides}
         from .persistence import replay_store_from_env, session_service_from_env
@@ -152,7 +153,7 @@ class Settings:
             overrides["session_service"] = session_service_from_env(environ)
         overrides.setdefault("observability", Observability.from_env(environ))
         overrides.setdefault("jwt", JwtVerifier.from_env(environ))
-        if "replay_store" not in overrides:  # WORKSHOP_REPLAY_STORE=database: shared by processes
+        if "replay_store" not in overrides:  # database or Redis: shared by processes
             overrides["replay_store"] = replay_store_from_env(
                 environ, overrides.get("replay_ttl_s", DEFAULT_REPLAY_TTL_S))
         spec = environ.get(TOKENS_ENV, "").strip()
@@ -490,6 +491,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         await turns.close()
+        await store.close()
         await runner.close()
 
     app = FastAPI(

@@ -24,7 +24,8 @@ and the server looks it up with the caller's user id, so another user's id finds
 
 Resumable streams across processes: with ``WORKSHOP_REPLAY_STORE=database``,
 ``Settings.from_env()`` puts the replay buffer in the same database
-(``DatabaseReplayStore``); the default is the server's in-memory store (one process).
+(``DatabaseReplayStore``); with ``REDIS_URL`` (or ``WORKSHOP_REPLAY_STORE=redis``) in Redis
+(replay_redis.py); the default is the server's in-memory store (one process).
 
 Secrets: ``redact_url`` hides a URL's password before it is printed or logged.
 """
@@ -294,7 +295,9 @@ def describe(service: BaseSessionService) -> str:
 
 
 # -- a replay buffer that several processes share --------------------------------------------
-REPLAY_STORE_ENV = "WORKSHOP_REPLAY_STORE"  # "memory" (the default) or "database"
+REPLAY_STORE_ENV = "WORKSHOP_REPLAY_STORE"  # "memory" (the default), "database" or "redis"
+REDIS_URL_ENV = "REDIS_URL"  # set (and WORKSHOP_REPLAY_STORE unset): the Redis store
+REDIS_PREFIX_ENV = "WORKSHOP_REDIS_PREFIX"  # its keys' prefix (replay_redis.DEFAULT_PREFIX)
 
 
 def async_database_url(url: str | None) -> str:
@@ -556,14 +559,27 @@ class DatabaseReplayStore(ReplayStore):
 
 
 def replay_store_from_env(environ: Mapping[str, str], ttl_s: float) -> ReplayStore | None:
-    """``DatabaseReplayStore`` on ``DATABASE_URL`` if ``WORKSHOP_REPLAY_STORE=database``; None
-    (the server's in-memory store) otherwise."""
-    choice = environ.get(REPLAY_STORE_ENV, "memory").strip().lower()
-    if choice in ("", "memory"):
+    """The replay store that ``WORKSHOP_REPLAY_STORE`` names: ``memory`` (None: the server's
+    in-memory store, one process), ``database`` (``DatabaseReplayStore`` on ``DATABASE_URL``) or
+    ``redis`` (``RedisReplayStore`` on ``REDIS_URL``, keys prefixed ``WORKSHOP_REDIS_PREFIX``).
+    Unset: ``redis`` if ``REDIS_URL`` is set, else ``memory``."""
+    redis_url = environ.get(REDIS_URL_ENV, "").strip()
+    choice = environ.get(REPLAY_STORE_ENV, "").strip().lower() or ("redis" if redis_url else "memory")
+    if choice == "memory":
         return None
-    if choice != "database":
-        raise ValueError(f"{REPLAY_STORE_ENV} must be memory or database, not {choice!r}")
-    url = environ.get(DATABASE_URL_ENV)
-    if (url or "").strip().lower() in MEMORY_URLS:
-        raise ValueError(f"{REPLAY_STORE_ENV}=database needs a database in {DATABASE_URL_ENV}, not memory")
-    return DatabaseReplayStore(url, ttl_s=ttl_s)
+    if choice == "database":
+        url = environ.get(DATABASE_URL_ENV)
+        if (url or "").strip().lower() in MEMORY_URLS:
+            raise ValueError(f"{REPLAY_STORE_ENV}=database needs a database in {DATABASE_URL_ENV}, not memory")
+        return DatabaseReplayStore(url, ttl_s=ttl_s)
+    if choice != "redis":
+        raise ValueError(f"{REPLAY_STORE_ENV} must be memory, database or redis, not {choice!r}")
+    if not redis_url:
+        raise ValueError(f"{REPLAY_STORE_ENV}=redis needs {REDIS_URL_ENV} (e.g. redis://127.0.0.1:6379/0)")
+    if urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
+        raise ValueError(f"{REDIS_URL_ENV} must be a redis://, rediss:// or unix:// URL, "
+                         f"not {redact_url(redis_url)!r}")
+    from .replay_redis import DEFAULT_PREFIX, RedisReplayStore  # needs redis (redis-py)
+
+    prefix = environ.get(REDIS_PREFIX_ENV, "").strip() or DEFAULT_PREFIX
+    return RedisReplayStore(redis_url, ttl_s=ttl_s, prefix=prefix)

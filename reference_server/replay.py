@@ -133,6 +133,19 @@ class ReplayStore(ABC):
         client asked this process to cancel it (``cancel``)."""
         return None
 
+    # True: ``cancel_asked`` returns as soon as a cancel is asked (the store pushes it), so the
+    # owner's check-ins need not poll for cancels.
+    pushes_cancels = False
+
+    async def cancel_asked(self, session_ids: list[str], timeout: float) -> None:
+        """Return when another process may have asked to cancel one of these turns (then
+        ``owner_alive`` says which), or after ``timeout`` s. By default: after ``timeout``."""
+        await asyncio.sleep(timeout)
+
+    async def close(self) -> None:
+        """Release connections (server shutdown; the app's lifespan calls it)."""
+        return None
+
 
 @dataclass
 class _Log:

@@ -20,8 +20,9 @@ SSE frame to a ``ReplayStore``; a request only *follows* the store (``follow``).
 
 Several processes sharing a store (``ReplayStore.shared``, e.g. the database store): the
 process that runs a turn (its *owner*) checks in every ``OWNER_BEAT_S`` and polls every
-``WATCH_S`` for a cancel asked on another process; any process answers 409 while the owner is
-alive, turns a cancel into a request to the owner (and answers once the turn has ended), and
+``WATCH_S`` for a cancel asked on another process (a store that pushes cancels, Redis, wakes it
+at once instead); any process answers 409 while the owner is alive, turns a cancel into a
+request to the owner (and answers once the turn's terminal frame is in), and
 marks a client that follows the turn from there, which keeps the owner's grace period from
 ending. A turn whose owner has not checked in for ``OWNER_STALE_S`` (the process died) is
 sealed by the next reader with ``event: error`` ``TURN_LOST``, and the session takes new
@@ -201,11 +202,13 @@ class TurnManager:
         await self.store.mark(session_id, turn_id, cancel=True)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
-        while loop.time() < deadline:
-            state = await self.store.turn_state(session_id)
-            if state is None or state.ended or state.turn_id != turn_id:
+        after = 0
+        while (remaining := deadline - loop.time()) > 0:  # wait for its terminal frame
+            tail = await self.store.read(session_id, after)
+            if tail is None or tail.finished or tail.turn_id != turn_id:
                 return True
-            await asyncio.sleep(WATCH_S / 2)
+            after = tail.frames[-1].id if tail.frames else after
+            await self.store.wait(session_id, after, remaining)
         return True  # asked; the owner ends it at its next check
 
     async def _watch(self) -> None:
@@ -215,6 +218,7 @@ class TurnManager:
         last_beat = 0.0
         while running := {sid: t for sid, t in self.turns.items() if t.running}:
             beat = loop.time() - last_beat >= OWNER_BEAT_S
+            wait_s = WATCH_S
             try:
                 for sid in await self.store.owner_alive(list(running), beat):
                     if running[sid].cancel_reason is None:
@@ -223,7 +227,13 @@ class TurnManager:
                 logger.warning("turn watcher: the shared store failed", exc_info=True)
             else:
                 last_beat = loop.time() if beat else last_beat
-            await asyncio.sleep(WATCH_S)
+                if self.store.pushes_cancels:  # woken by a cancel; else next at the next beat
+                    wait_s = max(WATCH_S, last_beat + OWNER_BEAT_S - loop.time())
+            try:
+                await self.store.cancel_asked(list(running), wait_s)
+            except Exception:
+                logger.warning("turn watcher: the shared store failed", exc_info=True)
+                await asyncio.sleep(WATCH_S)
 
     async def _observed(self, turn: Turn, run) -> None:
         """The turn inside its span (ADK's own spans nest in it) and its metrics."""

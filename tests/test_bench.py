@@ -98,3 +98,29 @@ def test_versus_measures_both_servers_on_both_storages_like_for_like():
                for side in ("reference", "run_sse")}
         assert cpu["run_sse"] > 0 and cpu["reference"] <= 2.0 * cpu["run_sse"], cpu
     assert "sqlite" in format_versus(results)
+
+
+def test_follow_bench_measures_each_store_and_writes_its_shape(tmp_path, redis_url, capsys):
+    """``python -m workshop.bench.follow``, a few frames: every store measured (the follower in a
+    child process but for memory), every frame seen, delays that make sense; a store without
+    its server is reported as skipped."""
+    from workshop.bench import follow
+
+    out = tmp_path / "follow.json"
+    follow.main(["--frames", "6", "--gap-ms", "5", "10", "--stores", "memory,sqlite,postgresql,redis",
+                 "--database-url", "", "--redis-url", redis_url, "--out", str(out)])
+    results = json.loads(out.read_text())
+    assert results["frames"] == 6 and results["gap_ms"] == [5, 10]
+    assert set(results["machine"]) >= {"cpus", "load_before", "load_after"}
+    assert "skipped" in results["stores"]["postgresql"]
+    for kind in ("memory", "sqlite", "redis"):
+        r = results["stores"][kind]
+        assert (r["frames"], r["missing"]) == (6, 0), (kind, r)
+        assert r["follower"] == ("same process" if kind == "memory" else "child process")
+        d = r["delay_ms"]
+        assert d["n"] == 6 and 0 <= d["median"] <= d["p99"] <= d["max"], (kind, d)
+        assert r["append_ms"]["n"] == 6 and r["append_ms"]["median"] >= 0, (kind, r)
+    table = capsys.readouterr().out
+    for kind in ("memory", "sqlite", "postgresql", "redis"):
+        assert kind in table
+    assert "p50 ms" in table and "p99 ms" in table

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
+from httpx_sse import connect_sse
 
 from workshop.servers import serve_in_background
 from workshop.servers.nginx import Nginx
@@ -148,6 +150,79 @@ def test_proxy_read_timeout_outlasts_the_servers_silences():
     keepalive_s = app.state.turns.keepalive_s
     assert first_event_wait_s > 0 and keepalive_s > 0
     assert int(timeout) > max(first_event_wait_s, keepalive_s), (timeout, first_event_wait_s, keepalive_s)
+
+
+# -- the reference server's workers behind nginx, live streams through Redis ----------------
+# (the 409, /cancel, resumes and the grace period on SQLite, PostgreSQL and Redis stacks: tests/test_scale_out.py)
+TOKEN = "tok-stack"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def _upstreams(stack, path_part: str) -> list[str]:
+    """The workers nginx sent the requests whose line contains ``path_part`` to, in order."""
+    time.sleep(0.2)  # nginx writes a line when the response has ended
+    log = (stack.nginx.prefix / "access.log").read_text()
+    return re.findall(rf'"[A-Z]+ [^"]*{re.escape(path_part)}[^"]*" \d+ \d+ upstream=(\S+)', log)
+
+@pytest.fixture(scope="module")
+def redis_stack(gemini_emulator_session, redis_url, tmp_path_factory):
+    from workshop.stack import Stack
+
+    db = tmp_path_factory.mktemp("redis-stack") / "sessions.db"
+    env = {"DATABASE_URL": f"sqlite:///{db}", "REDIS_URL": redis_url, "WORKSHOP_REPLAY_STORE": None,
+           "WORKSHOP_REDIS_PREFIX": "stack-test:", "WORKSHOP_TOKENS": f"{TOKEN}:carol",
+           "WORKSHOP_RESUME_GRACE_S": "5", "GOOGLE_GEMINI_BASE_URL": gemini_emulator_session.url,
+           "GOOGLE_API_KEY": "test-key", "GOOGLE_GENAI_USE_VERTEXAI": None, "GEMINI_API_KEY": None}
+    with Stack(port=0, workers=2, env=env) as running:
+        yield running
+
+
+def test_with_redis_a_follower_on_the_other_worker_gets_every_frame_once_as_it_comes(redis_stack, emulator):
+    """A turn streams from one worker; two more clients follow it from frame 1 (nginx sends at
+    least one of them to the other worker, which reads the turn from Redis): each gets every
+    frame once, in order, and each frame about when the turn's own client gets it (Redis wakes the
+    follower; no poll period in between)."""
+    import threading
+
+    pace_s = 0.1
+    emulator.set_pacing(first_token_s=0, chunk_s=pace_s)
+    assert f"live streams, 409 and /cancel across workers: Redis {redis_stack.env['REDIS_URL']}" \
+        in redis_stack.describe()
+    arrivals: dict[str, dict[int, float]] = {"writer": {}, "a": {}, "b": {}}
+    kinds: dict[str, list[str]] = {"writer": [], "a": [], "b": []}
+
+    def follow(name: str, session_id: str) -> None:
+        with httpx.Client(base_url=redis_stack.url, timeout=30) as client, connect_sse(
+                client, "GET", f"/api/sessions/{session_id}/stream",
+                headers={**AUTH, "Last-Event-ID": "0"}) as source:
+            assert source.response.status_code == 200
+            for sse in source.iter_sse():
+                arrivals[name].setdefault(int(sse.id), time.monotonic())
+                kinds[name].append(sse.id)
+
+    with httpx.Client(base_url=redis_stack.url, timeout=30) as client:
+        session_id = client.post("/api/sessions", headers=AUTH).json()["session_id"]
+        followers = [threading.Thread(target=follow, args=(name, session_id)) for name in ("a", "b")]
+        with connect_sse(client, "POST", f"/api/sessions/{session_id}/messages",
+                         json={"text": "Count to 20"}, headers=AUTH) as source:
+            for sse in source.iter_sse():
+                arrivals["writer"][int(sse.id)] = time.monotonic()
+                kinds["writer"].append(sse.id)
+                if len(kinds["writer"]) == 1:
+                    for thread in followers:
+                        thread.start()
+            last = sse
+    for thread in followers:
+        thread.join(30)
+    assert last.event == "done"
+    frames = len(kinds["writer"])
+    for name in ("a", "b"):
+        assert [int(i) for i in kinds[name]] == list(range(1, frames + 1)), (name, kinds[name])
+        live = [arrivals[name][i] - arrivals["writer"][i] for i in range(3, frames + 1)]
+        assert statistics.median(live) < pace_s, (name, live)
+    workers = _upstreams(redis_stack, f"{session_id}/")
+    assert len(set(workers)) == 2, workers  # the turn ran on one worker, a follower read it on the other
+    assert len(emulator.requests) == 1
 
 
 # -- make serve-prod -------------------------------------------------------------------------

@@ -4,7 +4,8 @@ Starting a turn is one atomic step in the replay store (``ReplayStore.begin_turn
 check-and-set in memory, a conditional ``UPDATE`` or a primary-key ``INSERT`` in the database),
 so 8 POSTs sent at once to one session get exactly one 200 and seven 409s, and the model is
 called once: with the default in-memory store, with the database store (SQLite; PostgreSQL when
-``WORKSHOP_TEST_DATABASE_URL`` is set, as in CI), and across two server processes sharing it.
+``WORKSHOP_TEST_DATABASE_URL`` is set, as in CI), with the Redis store (a Lua script), and across
+two server processes sharing either.
 Each case runs many rounds: a race that is lost once in a while is still a race.
 """
 
@@ -18,6 +19,7 @@ import pytest
 
 from reference_server import Settings, create_app
 from reference_server.persistence import DatabaseReplayStore, session_service_from_url
+from reference_server.replay_redis import RedisReplayStore
 from workshop.servers import BackgroundServer
 from workshop.servers.scaleout import start_processes
 from workshop.testing import postgres_url
@@ -103,11 +105,20 @@ def test_database_store_starts_one_turn_of_eight(database, emulator, tmp_path):
         assert server.errors == []
 
 
-@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
-def test_two_processes_start_one_turn_of_eight(database, emulator, gemini_emulator_session, tmp_path):
-    """Two real server processes on one database, the racers spread over both."""
-    env = {"DATABASE_URL": database_url(database, tmp_path), "WORKSHOP_REPLAY_STORE": "database",
-           "WORKSHOP_TOKENS": TOKENS, "GOOGLE_GEMINI_BASE_URL": gemini_emulator_session.url,
+def test_redis_store_starts_one_turn_of_eight(emulator, redis_url):
+    with served(database_url="memory://", replay_store=RedisReplayStore(redis_url)) as server:
+        rounds(emulator, [server.url], 20)
+        assert server.errors == []
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgresql", "redis"])
+def test_two_processes_start_one_turn_of_eight(store, emulator, gemini_emulator_session, tmp_path, request):
+    """Two real server processes on one database (and, for "redis", one Redis: chosen by
+    REDIS_URL alone), the racers spread over both."""
+    shared = ({"DATABASE_URL": database_url("sqlite", tmp_path), "WORKSHOP_REPLAY_STORE": None,
+               "REDIS_URL": request.getfixturevalue("redis_url")} if store == "redis" else
+              {"DATABASE_URL": database_url(store, tmp_path), "WORKSHOP_REPLAY_STORE": "database"})
+    env = {**shared, "WORKSHOP_TOKENS": TOKENS, "GOOGLE_GEMINI_BASE_URL": gemini_emulator_session.url,
            "GOOGLE_API_KEY": "test-key", "GEMINI_API_KEY": None, "GOOGLE_GENAI_USE_VERTEXAI": None}
     servers = start_processes(2, env)
     try:
@@ -118,7 +129,7 @@ def test_two_processes_start_one_turn_of_eight(database, emulator, gemini_emulat
             server.stop()
 
 
-async def _racing_begin_turn(url: str) -> None:
+async def _racing_begin_turn(url: str, store_class=DatabaseReplayStore) -> None:
     """The store alone, two instances ("two processes"): of 8 racing begin_turn calls one wins;
     a running turn is never replaced; an ended one, or one whose owner went silent, is."""
     import uuid
@@ -126,7 +137,7 @@ async def _racing_begin_turn(url: str) -> None:
     from reference_server.replay import Frame
 
     now = [1000.0]
-    stores = [DatabaseReplayStore(url, clock=lambda: now[0]) for _ in range(2)]
+    stores = [store_class(url, clock=lambda: now[0]) for _ in range(2)]
     try:
         for _ in range(5):
             sid = f"race-{uuid.uuid4().hex}"
@@ -154,3 +165,7 @@ def test_database_begin_turn_races_on_sqlite(tmp_path):
 
 def test_database_begin_turn_races_on_postgresql():
     asyncio.run(_racing_begin_turn(postgres_url()))
+
+
+def test_redis_begin_turn_races(redis_url):
+    asyncio.run(_racing_begin_turn(redis_url, RedisReplayStore))

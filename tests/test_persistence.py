@@ -149,10 +149,33 @@ def test_replay_store_from_env(tmp_path):
     assert isinstance(shared.replay_store, DatabaseReplayStore) and shared.replay_store.ttl_s == 60
     given = InMemoryReplayStore()
     assert Settings.from_env({**env, "WORKSHOP_REPLAY_STORE": "database"}, replay_store=given).replay_store is given
-    with pytest.raises(ValueError, match="memory or database"):
-        replay_store_from_env({**env, "WORKSHOP_REPLAY_STORE": "redis"}, 300)
+    with pytest.raises(ValueError, match="memory, database or redis"):
+        replay_store_from_env({**env, "WORKSHOP_REPLAY_STORE": "files"}, 300)
     with pytest.raises(ValueError, match="needs a database"):
         replay_store_from_env({"DATABASE_URL": "memory://", "WORKSHOP_REPLAY_STORE": "database"}, 300)
+
+
+def test_redis_replay_store_from_env():
+    """REDIS_URL alone picks the Redis store; WORKSHOP_REPLAY_STORE wins when set. No connection
+    is made until the store is used."""
+    from reference_server.persistence import DatabaseReplayStore, replay_store_from_env
+    from reference_server.replay_redis import DEFAULT_PREFIX, RedisReplayStore
+
+    redis = {"REDIS_URL": "redis://:s3cret@cache.example:6379/2"}
+    chosen = replay_store_from_env(redis, 60)
+    assert isinstance(chosen, RedisReplayStore) and chosen.ttl_s == 60 and chosen.prefix == DEFAULT_PREFIX
+    assert replay_store_from_env({**redis, "WORKSHOP_REDIS_PREFIX": "app1:"}, 60).prefix == "app1:"
+    assert replay_store_from_env({**redis, "WORKSHOP_REPLAY_STORE": "memory"}, 60) is None
+    assert isinstance(replay_store_from_env({**redis, "WORKSHOP_REPLAY_STORE": "database",
+                                             "DATABASE_URL": "postgresql://u:p@h/db"}, 60),
+                      DatabaseReplayStore)
+    assert isinstance(Settings.from_env({**redis, "WORKSHOP_TOKENS": "t:u", "DATABASE_URL": "memory://"})
+                      .replay_store, RedisReplayStore)
+    with pytest.raises(ValueError, match="redis needs REDIS_URL"):
+        replay_store_from_env({"WORKSHOP_REPLAY_STORE": "redis"}, 60)
+    with pytest.raises(ValueError, match="redis://") as raised:
+        replay_store_from_env({"REDIS_URL": "http://:s3cret@cache.example/"}, 60)
+    assert "s3cret" not in str(raised.value)
 
 
 def test_processes_starting_together_on_a_new_sqlite_file_all_get_it_in_wal_mode(tmp_path):

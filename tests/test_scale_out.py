@@ -1,6 +1,7 @@
 """Scale-out: reference-server workers (``python -m reference_server``) behind the real nginx
 (``deploy/nginx.conf.template``, as ``make serve-prod`` runs it: ``workshop/stack.py``), sharing
-nothing but the database, SQLite (WAL) or PostgreSQL. nginx balances requests round-robin, so
+nothing but the database, SQLite (WAL) or PostgreSQL, and, in the ``redis`` stack, Redis for the
+live streams and the turn state. nginx balances requests round-robin, so
 consecutive requests of one conversation reach both workers; its access log names the worker of
 each request. With the replay buffer and the turn state in the database
 (``WORKSHOP_REPLAY_STORE=database``, the stack's default) the 409, ``/cancel``, resumes and the
@@ -45,19 +46,24 @@ def server_env(emulator_url: str, database_url: str) -> dict[str, str | None]:
 
 
 def database_url(database: str, tmp_path) -> str:
-    return f"sqlite:///{tmp_path / 'sessions.db'}" if database == "sqlite" else postgres_url()
+    return postgres_url() if database == "postgresql" else f"sqlite:///{tmp_path / 'sessions.db'}"
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module", params=["sqlite", "postgresql", "redis"])
 def stack(request, gemini_emulator_session, tmp_path_factory):
-    """nginx and two workers on one database, started once per database for the module (workers
-    take seconds to import); each test uses the ``emulator`` fixture, which resets the same
-    emulator."""
+    """nginx and two workers, started once per store for the module (workers take seconds to
+    import); each test uses the ``emulator`` fixture, which resets the same emulator. ``sqlite``
+    and ``postgresql``: sessions, live streams and turn state in that database; ``redis``:
+    sessions in SQLite, live streams and turn state in Redis (``REDIS_URL``)."""
     from workshop.stack import Stack
 
     require_nginx()
-    url = database_url(request.param, tmp_path_factory.mktemp("stack"))
-    with Stack(port=0, workers=2, env=server_env(gemini_emulator_session.url, url)) as running:
+    tmp = tmp_path_factory.mktemp("stack")
+    env = server_env(gemini_emulator_session.url, database_url(request.param, tmp))
+    if request.param == "redis":
+        env.update(REDIS_URL=request.getfixturevalue("redis_url"), WORKSHOP_REPLAY_STORE="redis",
+                   WORKSHOP_REDIS_PREFIX=f"scale-out-{uuid.uuid4().hex[:8]}:")
+    with Stack(port=0, workers=2, env=env) as running:
         yield running
 
 

@@ -9,6 +9,10 @@ In code::
     from workshop.bench import QUICK, run_benchmark, write_results
     results = await run_benchmark(QUICK)
     write_results(results, "/tmp/bench")
+
+``python -m workshop.bench.follow --out FILE`` (follow.py) measures something else: how late a
+follower in another server process gets each frame of a live turn, per replay store (memory,
+SQLite, PostgreSQL, Redis).
 """
 
 from .runner import (

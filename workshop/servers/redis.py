@@ -1,9 +1,10 @@
 """Debian's ``redis-server`` on a free loopback port, as this user, in a temporary directory, with
-no persistence (harness, not product): the Redis that the tests, ``make serve-prod`` and lesson 12
-use when ``REDIS_URL`` is not set.
+no persistence (harness, not product): the Redis of the tests (the ``redis_url`` fixture, unless
+``WORKSHOP_TEST_REDIS_URL`` names one) and of ``python -m workshop.bench.follow``.
+``make serve-prod`` starts none: its workers use Redis only when ``REDIS_URL`` points at one.
 
     with RedisServer() as redis:          # a free port on 127.0.0.1
-        store = RedisReplayStore(redis.url)
+        store = RedisReplayStore(redis.url)   # reference_server.replay_redis
 
 Nothing is written to disk (``--save ""``, no append-only file); ``stop()`` ends it with SIGTERM.
 """
