@@ -133,6 +133,11 @@ class ReplayStore(ABC):
         client asked this process to cancel it (``cancel``)."""
         return None
 
+    async def wait_cancel(self, timeout: float) -> None:
+        """Return when a cancel may have been asked (``mark(cancel=True)``, on any process), or
+        after ``timeout`` s; the owner then checks ``owner_alive``. By default: the timeout."""
+        await asyncio.sleep(timeout)
+
 
 @dataclass
 class _Log:

@@ -62,6 +62,7 @@ ABORTED = "INVOCATION_ABORTED"  # ADK's error_code of the event that seals an ab
 NOT_STARTED = ("RATE_LIMITED", "MODEL_UNAVAILABLE")
 # Processes sharing a store (seconds): see the module's docstring.
 WATCH_S = 0.25
+NO_FRAME_YET = 2**31  # an id no frame reaches: store.wait returns at the turn's end (or timeout)
 OWNER_BEAT_S = 1.0
 OWNER_STALE_S = 15.0
 READER_BEAT_S = 1.0
@@ -205,7 +206,8 @@ class TurnManager:
             state = await self.store.turn_state(session_id)
             if state is None or state.ended or state.turn_id != turn_id:
                 return True
-            await asyncio.sleep(WATCH_S / 2)
+            # Woken by the terminal frame (at once on PostgreSQL), else a check every WATCH_S / 2.
+            await self.store.wait(session_id, NO_FRAME_YET, WATCH_S / 2)
         return True  # asked; the owner ends it at its next check
 
     async def _watch(self) -> None:
@@ -223,7 +225,7 @@ class TurnManager:
                 logger.warning("turn watcher: the shared store failed", exc_info=True)
             else:
                 last_beat = loop.time() if beat else last_beat
-            await asyncio.sleep(WATCH_S)
+            await self.store.wait_cancel(WATCH_S)  # PostgreSQL: woken at once by a cancel
 
     async def _observed(self, turn: Turn, run) -> None:
         """The turn inside its span (ADK's own spans nest in it) and its metrics."""
