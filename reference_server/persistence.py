@@ -550,6 +550,7 @@ class DatabaseReplayStore(ReplayStore):
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(min(self.poll_s, remaining)):
                         await event.wait()
+                        return  # a change was announced: the caller reads it, no check first
         finally:
             waiters.discard(event)
             if not waiters and self._waiters.get(session_id) is waiters:
