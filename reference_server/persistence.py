@@ -326,9 +326,10 @@ class DatabaseReplayStore(ReplayStore):
     The turn state is shared too (``replay_turns``' other columns): ``owner_at``, when the
     process running the turn last checked in (every second); ``cancel_requested``, set by a
     process that got ``POST .../cancel`` for a turn it does not run (the owner polls for it every
-    0.25 s; on PostgreSQL a ``NOTIFY`` on ``CANCEL_CHANNEL`` wakes it at once, ``wait_cancel``); ``reader_at``, when a client following the turn from another process was last
-    seen (the owner does not end the grace period while it is recent); ``idempotency_key``, the
-    key of the message that started the turn. A turn starts with ``begin_turn``, atomic on any
+    0.25 s; on PostgreSQL a ``NOTIFY`` on ``CANCEL_CHANNEL`` wakes it at once: ``wait_cancel``);
+    ``reader_at``, when a client following the turn from another process was last seen (the
+    owner does not end the grace period while it is recent); ``idempotency_key``, the key of the
+    message that started the turn. A turn starts with ``begin_turn``, atomic on any
     number of processes. See turns.py.
     """
 
@@ -386,6 +387,7 @@ class DatabaseReplayStore(ReplayStore):
         self._init_lock = asyncio.Lock()
         self._waiters: dict[str, set[asyncio.Event]] = {}  # per session, this process's waiters
         self._cancel_asked = asyncio.Event()  # set by a cancel NOTIFY (wait_cancel)
+        self._gaps = 0  # times the listener was (re)connected or lost (_wake_all)
 
     async def _begin(self):
         if not self._ready:
@@ -429,6 +431,7 @@ class DatabaseReplayStore(ReplayStore):
 
     def _wake_all(self) -> None:
         """The listener was (re)connected or lost: every waiter reads the table again."""
+        self._gaps += 1
         for events in self._waiters.values():
             for event in events:
                 event.set()
@@ -547,10 +550,12 @@ class DatabaseReplayStore(ReplayStore):
                 remaining = deadline - loop.time()
                 if last > after or ended or remaining <= 0:
                     return
+                gaps = self._gaps
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(min(self.poll_s, remaining)):
                         await event.wait()
-                        return  # a change was announced: the caller reads it, no check first
+                        if self._gaps == gaps:
+                            return  # this session's change was announced: the caller reads it
         finally:
             waiters.discard(event)
             if not waiters and self._waiters.get(session_id) is waiters:
