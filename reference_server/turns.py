@@ -20,10 +20,10 @@ SSE frame to a ``ReplayStore``; a request only *follows* the store (``follow``).
 
 Several processes sharing a store (``ReplayStore.shared``, e.g. the database store): the
 process that runs a turn (its *owner*) checks in every ``OWNER_BEAT_S`` and polls every
-``WATCH_S`` for a cancel asked on another process; any process answers 409 while the owner is
-alive, turns a cancel into a request to the owner (and answers once the turn has ended), and
-marks a client that follows the turn from there, which keeps the owner's grace period from
-ending. A turn whose owner has not checked in for ``OWNER_STALE_S`` (the process died) is
+``WATCH_S`` for a cancel asked on another process (``store.wait_cancel``: on PostgreSQL a
+``NOTIFY`` wakes it at once); any process answers 409 while the owner is alive, turns a cancel
+into a request to the owner (and answers once the turn has ended), and marks a client that
+follows the turn from there, which keeps the owner's grace period from ending. A turn whose owner has not checked in for ``OWNER_STALE_S`` (the process died) is
 sealed by the next reader with ``event: error`` ``TURN_LOST``, and the session takes new
 messages again.
 
