@@ -490,17 +490,18 @@ class DatabaseReplayStore(ReplayStore):
                         sa.literal(frame.id, sa.Integer),
                         sa.literal(None if frame.kind == EVENT else frame.kind, sa.String),
                         sa.literal(frame.data, sa.Text), sa.literal(frame.code, sa.String))
+        insert = sa.insert(self.frames).from_select(
+            ["session_id", "turn_id", "frame_id", "event", "data", "code"], row.where(running.exists()))
+        if self.notifies:  # the NOTIFY in the same statement, for the row inserted: no round trip
+            insert = insert.returning(sa.func.pg_notify(self.CHANGED_CHANNEL, self.frames.c.session_id))
         async with await self._begin() as conn:
-            added = await conn.execute(sa.insert(self.frames).from_select(
-                ["session_id", "turn_id", "frame_id", "event", "data", "code"],
-                row.where(running.exists())))
-            if added.rowcount != 1:
+            added = await conn.execute(insert)
+            if (len(added.all()) if self.notifies else added.rowcount) != 1:
                 return  # the turn was replaced or already ended
             if frame.terminal:
                 await conn.execute(sa.update(self.turns).where(t.session_id == session_id,
                                                                t.turn_id == turn_id)
                                    .values(ended_at=self._clock()))
-            await self._notify(conn, self.CHANGED_CHANNEL, session_id)
         self._wake(session_id)
 
     async def read(self, session_id: str, after: int) -> Tail | None:
