@@ -317,23 +317,33 @@ class DatabaseReplayStore(ReplayStore):
     so that a client can resume a turn on any process: ``replay_turns`` (each session's latest
     turn and when it ended) and ``replay_frames`` (its frames).
 
-    ``wait`` wakes at once for frames appended by this process and polls the table every
-    ``poll_s`` for frames appended by another (PostgreSQL's ``LISTEN``/``NOTIFY`` would wake
-    it at once too). Each frame is one ``INSERT``: fine on PostgreSQL; on SQLite, one file
-    shared by several processes, every frame competes for the single writer.
+    ``wait`` wakes at once for frames appended by this process. Frames appended by another:
+    on PostgreSQL (asyncpg), each change sends a ``NOTIFY`` (``CHANGED_CHANNEL``, payload: the
+    session id) in its own transaction, so it is heard when it commits; one ``LISTEN``
+    connection per store (pg_listen.py) wakes this process's waiters at once, and the table is
+    still read every ``poll_s`` (default 1 s) in case a notification is lost. On SQLite, which
+    has no notifications, ``wait`` reads the table every ``poll_s`` (default 0.1 s). Each frame
+    is one ``INSERT``: fine on PostgreSQL; on SQLite, one file shared by several processes,
+    every frame competes for the single writer.
 
     The turn state is shared too (``replay_turns``' other columns): ``owner_at``, when the
     process running the turn last checked in (every second); ``cancel_requested``, set by a
     process that got ``POST .../cancel`` for a turn it does not run (the owner polls for it every
-    0.25 s); ``reader_at``, when a client following the turn from another process was last
-    seen (the owner does not end the grace period while it is recent); ``idempotency_key``, the
-    key of the message that started the turn. A turn starts with ``begin_turn``, atomic on any
+    0.25 s; on PostgreSQL a ``NOTIFY`` on ``CANCEL_CHANNEL`` wakes it at once: ``cancel_asked``);
+    ``reader_at``, when a client following the turn from another process was last seen (the
+    owner does not end the grace period while it is recent); ``idempotency_key``, the key of the
+    message that started the turn. A turn starts with ``begin_turn``, atomic on any
     number of processes. See turns.py.
     """
 
     shared = True
 
-    def __init__(self, url: str | None = None, ttl_s: float = 300.0, poll_s: float = 0.1,
+    CHANGED_CHANNEL = "replay_changed"  # a session's frames or turn changed (payload: its id)
+    CANCEL_CHANNEL = "replay_cancel"  # a cancel was asked for a session's turn (payload: its id)
+    POLL_S = 0.1  # SQLite: how often a waiter reads the table
+    SAFETY_POLL_S = 1.0  # PostgreSQL: the same, in case a notification was lost
+
+    def __init__(self, url: str | None = None, ttl_s: float = 300.0, poll_s: float | None = None,
                  clock=None, **engine_kwargs: Any) -> None:
         import time
 
@@ -341,13 +351,22 @@ class DatabaseReplayStore(ReplayStore):
         from sqlalchemy.ext.asyncio import create_async_engine
 
         self.ttl_s = ttl_s
-        self.poll_s = poll_s
         self._clock = clock or time.time  # wall clock: processes compare each other's times
         self._sa = sa
         url = async_database_url(url)
         if url.startswith("sqlite"):  # wait for the file's one writer (default 5 s)
             engine_kwargs.setdefault("connect_args", {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         self.engine = create_async_engine(url, **engine_kwargs)
+        # NOTIFY/LISTEN with the driver already in use (asyncpg); other drivers poll.
+        self.notifies = self.engine.dialect.name == "postgresql" and self.engine.dialect.driver == "asyncpg"
+        self.poll_s = poll_s if poll_s is not None else self.SAFETY_POLL_S if self.notifies else self.POLL_S
+        self.listener = None
+        if self.notifies:
+            from .pg_listen import Listener
+
+            dsn = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+            self.listener = Listener(dsn, (self.CHANGED_CHANNEL, self.CANCEL_CHANNEL), self._notified,
+                                     self._wake_all, connect_args=engine_kwargs.get("connect_args"))
         metadata = sa.MetaData()
         self.turns = sa.Table(
             "replay_turns", metadata,
@@ -369,7 +388,9 @@ class DatabaseReplayStore(ReplayStore):
         self._metadata = metadata
         self._ready = False
         self._init_lock = asyncio.Lock()
-        self._local: dict[str, asyncio.Event] = {}  # wakes this process's waiters at once
+        self._waiters: dict[str, set[asyncio.Event]] = {}  # per session, this process's waiters
+        self._cancel_asked = asyncio.Event()  # set by a cancel NOTIFY (cancel_asked)
+        self._gaps = 0  # times the listener was (re)connected or lost (_wake_all)
 
     async def _begin(self):
         if not self._ready:
@@ -408,9 +429,27 @@ class DatabaseReplayStore(ReplayStore):
                         conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {ddl}{default}")
 
     def _wake(self, session_id: str) -> None:
-        event = self._local.pop(session_id, None)
-        if event is not None:
+        for event in self._waiters.get(session_id, ()):
             event.set()
+
+    def _wake_all(self) -> None:
+        """The listener was (re)connected or lost: every waiter reads the table again."""
+        self._gaps += 1
+        for events in self._waiters.values():
+            for event in events:
+                event.set()
+        self._cancel_asked.set()
+
+    def _notified(self, channel: str, session_id: str) -> None:
+        if channel == self.CANCEL_CHANNEL:
+            self._cancel_asked.set()
+        else:
+            self._wake(session_id)
+
+    async def _notify(self, conn, channel: str, session_id: str) -> None:
+        """``NOTIFY`` inside the caller's transaction: heard by the listeners when it commits."""
+        if self.notifies:
+            await conn.execute(self._sa.select(self._sa.func.pg_notify(channel, session_id)))
 
     async def begin_turn(self, session_id: str, turn_id: str, *, owner_stale_s: float,
                          key: str | None = None) -> bool:
@@ -431,10 +470,12 @@ class DatabaseReplayStore(ReplayStore):
             if claimed:
                 await conn.execute(sa.delete(self.frames).where(
                     self.frames.c.session_id == session_id, self.frames.c.turn_id != turn_id))
+                await self._notify(conn, self.CHANGED_CHANNEL, session_id)  # the old turn's readers
         if not claimed:
             try:
                 async with self.engine.begin() as conn:
                     await conn.execute(sa.insert(self.turns).values(session_id=session_id, **fresh))
+                    await self._notify(conn, self.CHANGED_CHANNEL, session_id)
             except sa.exc.IntegrityError:  # the row exists: a turn is running (or just started)
                 return False
         self._wake(session_id)
@@ -452,11 +493,13 @@ class DatabaseReplayStore(ReplayStore):
                         sa.literal(frame.id, sa.Integer),
                         sa.literal(None if frame.kind == EVENT else frame.kind, sa.String),
                         sa.literal(frame.data, sa.Text), sa.literal(frame.code, sa.String))
+        insert = sa.insert(self.frames).from_select(
+            ["session_id", "turn_id", "frame_id", "event", "data", "code"], row.where(running.exists()))
+        if self.notifies:  # the NOTIFY in the same statement, for the row inserted: no round trip
+            insert = insert.returning(sa.func.pg_notify(self.CHANGED_CHANNEL, self.frames.c.session_id))
         async with await self._begin() as conn:
-            added = await conn.execute(sa.insert(self.frames).from_select(
-                ["session_id", "turn_id", "frame_id", "event", "data", "code"],
-                row.where(running.exists())))
-            if added.rowcount != 1:
+            added = await conn.execute(insert)
+            if (len(added.all()) if self.notifies else added.rowcount) != 1:
                 return  # the turn was replaced or already ended
             if frame.terminal:
                 await conn.execute(sa.update(self.turns).where(t.session_id == session_id,
@@ -497,17 +540,44 @@ class DatabaseReplayStore(ReplayStore):
         return last or 0, row.ended_at is not None, row.turn_id
 
     async def wait(self, session_id: str, after: int, timeout: float) -> None:
+        if self.listener is not None:
+            self.listener.start()  # lazily, on the loop that waits; once
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while True:
-            last, ended, _ = await self._latest(session_id)
-            remaining = deadline - loop.time()
-            if last > after or ended or remaining <= 0:
-                return
-            event = self._local.setdefault(session_id, asyncio.Event())
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(min(self.poll_s, remaining)):
-                    await event.wait()
+        event = asyncio.Event()
+        waiters = self._waiters.setdefault(session_id, set())
+        waiters.add(event)  # before the read: a change during it wakes the wait below
+        try:
+            while True:
+                event.clear()
+                last, ended, _ = await self._latest(session_id)
+                remaining = deadline - loop.time()
+                if last > after or ended or remaining <= 0:
+                    return
+                gaps = self._gaps
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(min(self.poll_s, remaining)):
+                        await event.wait()
+                        if self._gaps == gaps:
+                            return  # this session's change was announced: the caller reads it
+        finally:
+            waiters.discard(event)
+            if not waiters and self._waiters.get(session_id) is waiters:
+                del self._waiters[session_id]
+
+    @property
+    def pushes_cancels(self) -> bool:  # PostgreSQL: a cancel NOTIFY wakes cancel_asked
+        return self.listener is not None
+
+    async def cancel_asked(self, session_ids: list[str], timeout: float) -> None:
+        if self.listener is None:
+            await asyncio.sleep(timeout)
+            return
+        self.listener.start()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._cancel_asked.wait()
+        self._cancel_asked.clear()  # after, not before: one heard during the caller's check stays set
 
     async def purge(self) -> int:
         sa = self._sa
@@ -553,8 +623,15 @@ class DatabaseReplayStore(ReplayStore):
             async with await self._begin() as conn:
                 await conn.execute(self._sa.update(self.turns).where(
                     t.session_id == session_id, t.turn_id == turn_id, t.ended_at.is_(None)).values(**values))
+                if cancel:
+                    await self._notify(conn, self.CANCEL_CHANNEL, session_id)
+            if cancel:
+                self._cancel_asked.set()  # the owner may be this process
 
     async def close(self) -> None:
+        if self.listener is not None:
+            await self.listener.close()
+        self._wake_all()
         await self.engine.dispose()
 
 

@@ -20,8 +20,9 @@ SSE frame to a ``ReplayStore``; a request only *follows* the store (``follow``).
 
 Several processes sharing a store (``ReplayStore.shared``, e.g. the database store): the
 process that runs a turn (its *owner*) checks in every ``OWNER_BEAT_S`` and polls every
-``WATCH_S`` for a cancel asked on another process (a store that pushes cancels, Redis, wakes it
-at once instead); any process answers 409 while the owner is alive, turns a cancel into a
+``WATCH_S`` for a cancel asked on another process (a store that pushes cancels wakes it at
+once instead: Redis, and PostgreSQL through ``NOTIFY``); any process answers 409 while the
+owner is alive, turns a cancel into a
 request to the owner (and answers once the turn's terminal frame is in), and
 marks a client that follows the turn from there, which keeps the owner's grace period from
 ending. A turn whose owner has not checked in for ``OWNER_STALE_S`` (the process died) is
@@ -63,6 +64,7 @@ ABORTED = "INVOCATION_ABORTED"  # ADK's error_code of the event that seals an ab
 NOT_STARTED = ("RATE_LIMITED", "MODEL_UNAVAILABLE")
 # Processes sharing a store (seconds): see the module's docstring.
 WATCH_S = 0.25
+NO_FRAME_YET = 2**31  # an id no frame reaches: store.wait returns at the turn's end (or timeout)
 OWNER_BEAT_S = 1.0
 OWNER_STALE_S = 15.0
 READER_BEAT_S = 1.0
