@@ -67,6 +67,13 @@ def test_exercise_ids_come_from_the_check_cells_of_each_solution():
     assert pilot.exercise_of_check("nb03.no_such_check") is None
 
 
+def test_the_lesson_of_a_notebook_path_as_jupyter_gives_it():
+    """JupyterLab's JPY_SESSION_NAME is relative to where it was started (notebooks/, with make lab)."""
+    assert pilot.lesson_of_notebook("05_fastapi_sse_endpoint.ipynb") == "05"
+    assert pilot.lesson_of_notebook("/home/me/solutions/13_frontend_protocols.ipynb") == "13"
+    assert pilot.lesson_of_notebook("Untitled.ipynb") is None and pilot.lesson_of_notebook(None) is None
+
+
 def test_a_verdict_outside_a_check_is_logged_without_a_lesson(log):
     passed("right")
     (event,) = events(log)

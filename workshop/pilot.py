@@ -99,17 +99,18 @@ def record_setup() -> None:
 
 
 def _calling_check() -> tuple[str | None, str | None]:
-    """(lesson, "nbNN.check_name") of the check function on the stack, innermost first."""
+    """(lesson, "nbNN.check_name") of the check function on the stack: the outermost, the one a
+    check cell calls."""
     frame = sys._getframe(2)
-    lesson = None
+    lesson = check = None
     while frame is not None:
         match = _CHECK_MODULE.match(frame.f_globals.get("__name__", ""))
         if match:
             lesson = match.group(1)
             if frame.f_code.co_name.startswith("check_"):
-                return lesson, f"nb{lesson}.{frame.f_code.co_name}"
+                check = f"nb{lesson}.{frame.f_code.co_name}"
         frame = frame.f_back
-    return lesson, None
+    return (check[2:4] if check else lesson), check
 
 
 @cache
