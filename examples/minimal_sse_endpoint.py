@@ -116,6 +116,9 @@ logger = logging.getLogger("minimal_sse_endpoint")
 # [snippet: sse-frames]
 async def sse_frames(events: AsyncIterable[Event]) -> AsyncIterator[ServerSentEvent]:
     """Each ADK event as one frame (``id:`` 1, 2, ...), then ``event: done``; or ``event: error``."""
+    # Sent as model_dump_json, without the credential redaction of ADK's /run_sse: fine for this
+    # agent, whose tool asks for no credentials; before copying this for an agent with a tool that
+    # requests credentials, add the reference server's redaction (reference_server/redaction.py).
     frame_id = 0
     try:
         async for event in events:

@@ -2,6 +2,8 @@
 
 import asyncio
 import contextlib
+import dataclasses
+import time
 
 import pytest
 from google.adk.agents import Agent
@@ -261,6 +263,55 @@ async def test_first_words_right_answers_pass(runner, emulator, capsys, right):
     await nb03.check_first_words(right, runner, emulator)
     out = capsys.readouterr().out
     assert "✅" in out and "closed the stream at once" in out
+
+
+class SettlesLate:
+    """The emulator as a loaded machine can show it: the learner's request still reads "running"
+    for ``seconds`` after the learner's function returned (its thread has not yet had its turn to
+    see the close). Everything else is the real emulator's."""
+
+    def __init__(self, emulator, seconds):
+        self._emulator, self._seconds = emulator, seconds
+        self.state = emulator.state
+        self.returned_at = None
+
+    @property
+    def requests(self):
+        records = self._emulator.requests
+        if self.returned_at is None or time.monotonic() - self.returned_at >= self._seconds:
+            return records
+        return [*records[:-1], dataclasses.replace(records[-1], outcome="running")]
+
+    def answer(self, first_words):
+        async def timed(*args):
+            try:
+                return await first_words(*args)
+            finally:
+                self.returned_at = time.monotonic()
+
+        return timed
+
+
+async def test_first_words_passes_a_close_the_emulator_sees_late(runner, emulator, capsys):
+    """Seen 1.5 s late (the check used to give up after 1 s and blame the learner): the check waits
+    for the request to settle, and a request found closed late still counts as closed."""
+    late = SettlesLate(emulator, 1.5)
+    await nb03.check_first_words(late.answer(make_first_words()), runner, late)
+    out = capsys.readouterr().out
+    assert "✅" in out and "'client_closed'" in out
+
+
+async def test_first_words_fails_a_request_that_streams_on_after_the_close(emulator):
+    """What the wait must not excuse: a request that kept sending chunks after the close."""
+    record = type("Record", (), {"number": 1, "outcome": "completed", "sent_at": [10.0, 11.0, 12.0, 13.0, 14.0]})
+
+    class Emulator:
+        requests = [record]
+
+    assert await nb03._settled_outcome(Emulator(), 1, closed_at=9.5, timeout=0) == "running"
+    assert await nb03._settled_outcome(Emulator(), 1, closed_at=11.5, timeout=0) == "completed"
+    record.outcome = "running"
+    assert await nb03._settled_outcome(Emulator(), 1, closed_at=11.5, timeout=0.1) == "running"
 
 
 async def first_words_without_sse(runner, user_id, session_id, text, n):

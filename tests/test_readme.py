@@ -6,20 +6,12 @@ from pathlib import Path
 
 import nbformat
 
+from workshop.readme import lesson_rows, minutes
+
 ROOT = Path(__file__).resolve().parents[1]
 # Lessons whose minutes come from walkthroughs by people new to the material (issue 12). Any other
 # lesson, a new one included, states an estimate until someone measures it and adds it here.
 MEASURED = {"00", "01", "02", "03", "04", "05", "06", "07", "10"}  # 09: its Exercise 9.1 came later
-MINUTES = re.compile(r"(\d+(?:-\d+)?)( \(estimate\))?")  # the fourth column: 45, 75-90, 30 (estimate)
-
-
-def lesson_rows() -> dict[str, str]:
-    readme = (ROOT / "README.md").read_text()
-    return {m.group(1): m.group(0) for m in re.finditer(r"^\| (\d\d) \|.*$", readme, re.MULTILINE)}
-
-
-def minutes(row: str) -> re.Match | None:
-    return MINUTES.fullmatch(row.split("|")[4].strip())
 
 
 def solutions() -> list[Path]:

@@ -81,6 +81,10 @@ def versions() -> dict[str, str]:
 
 def setup(*, quiet: bool = False) -> Backend:
     """Call once at the top of a notebook. Never prints a key."""
+    # Imported here, not at the top: `python -m workshop.pilot` imports this package first.
+    from . import pilot
+
+    pilot.record_setup()  # a facilitator's pilot times the lesson from here; off under tests and CI
     backend = choose_backend()
     if not quiet:
         installed = versions()

@@ -13,6 +13,8 @@ import sys
 from collections.abc import Iterator
 from typing import NoReturn, TextIO
 
+from .. import pilot
+
 # Whether the learner's output, as last seen by learner_output(), ended in the middle of a line.
 _line_open = False
 
@@ -29,6 +31,7 @@ def _fresh_line() -> str:
 
 def passed(message: str) -> None:
     print(f"{_fresh_line()}✅ {message}")
+    pilot.record_verdict(True)  # a pilot's timing (workshop/pilot.py); off under tests and CI
 
 
 def fail(what: str, hint: str, *, printed: str | None = None) -> NoReturn:
@@ -43,6 +46,7 @@ def fail(what: str, hint: str, *, printed: str | None = None) -> NoReturn:
             else "   │ (nothing)"
         start += f"Your code printed:\n{quoted}\n"
     print(f"{start}❌ {what}\n   Hint: {hint}")
+    pilot.record_verdict(False)
     raise CheckFailed(f"{what} Hint: {hint}")
 
 

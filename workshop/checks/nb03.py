@@ -167,14 +167,33 @@ async def check_run_many(run_many, runner, emulator=None) -> None:
 
 # -- Exercise 3.2 ------------------------------------------------------------------------------
 
-async def _settled_outcome(emulator, number: int, timeout: float = 1.0) -> str | None:
-    """The outcome of model request ``number`` once it is no longer running (or after timeout)."""
+# A close reaches the emulator at once on an idle machine (its pacing sleep wakes on the disconnect);
+# on a loaded one, its thread can wait its turn for a second or more. So the check waits for the
+# model request to settle, up to SETTLE_S plus a few pacing intervals, and judges by what the
+# emulator did after the close: still running then, or more than LATE_CHUNKS chunks sent after it
+# (a stream left open runs to its end: 15 chunks at the notebook's pacing, 5 of them read), means it was not closed.
+SETTLE_S = 5.0
+LATE_CHUNKS = 3
+POLL_S = 0.02
+
+
+async def _settled_outcome(emulator, number: int, closed_at: float, timeout: float | None = None) -> str | None:
+    """The outcome of model request ``number`` once it is no longer running, judged from the close
+    at ``closed_at`` (``time.time()``): "running" if it never settled within the bound, or if it
+    kept streaming after the close; None if the emulator has no such request."""
+    if timeout is None:
+        pacing = getattr(getattr(emulator, "state", None), "pacing", None)
+        timeout = SETTLE_S + 3 * (pacing.chunk_s if pacing is not None else 0.0)
     deadline = time.perf_counter() + timeout
     while True:
         record = next((r for r in emulator.requests if r.number == number), None)
-        if record is None or record.outcome != "running" or time.perf_counter() > deadline:
-            return None if record is None else record.outcome
-        await asyncio.sleep(0.02)
+        if record is None:
+            return None
+        if sum(sent > closed_at for sent in record.sent_at) > LATE_CHUNKS:
+            return "running"  # it went on streaming after the close, whatever it ended as
+        if record.outcome != "running" or time.perf_counter() > deadline:
+            return record.outcome
+        await asyncio.sleep(POLL_S)
 
 
 def diagnose_first_words(returned, pieces: list[str] | None, n: int, closed: bool | None,
@@ -223,7 +242,7 @@ def diagnose_first_words(returned, pieces: list[str] | None, n: int, closed: boo
                 "Break out of the async for loop once you have n pieces, inside "
                 "async with contextlib.aclosing(runner.run_async(...)) as events:.")
     if outcome == "running":
-        return ("Your generator was closed, but the model request was still streaming a second later.",
+        return ("Your generator was closed, but the model request was still streaming after it.",
                 "Close the stream as soon as you have n pieces: contextlib.aclosing plus break.")
     return None
 
@@ -244,6 +263,7 @@ async def check_first_words(first_words, runner, emulator=None) -> None:
     # explicit close (aclosing, aclose, abort_signal, a cancelled task) ends the stream early.
     with runs_observed(hold=True) as runs, learner_output():
         returned = await first_words(runner, USER, session_id, FIRST_WORDS_PROMPT, FIRST_WORDS_N)
+    returned_at = time.time()  # the emulator's clock: what it sends after this, it sent after the close
     try:
         problem = not_streamed(runs)
         if problem:
@@ -252,7 +272,7 @@ async def check_first_words(first_words, runner, emulator=None) -> None:
         outcome = None
         if emulator is not None and closed:
             request = next((r for r in reversed(emulator.requests) if _asks(r, FIRST_WORDS_PROMPT)), None)
-            outcome = await _settled_outcome(emulator, request.number) if request else None
+            outcome = await _settled_outcome(emulator, request.number, returned_at) if request else None
         session = await runner.session_service.get_session(app_name=runner.app_name, user_id=USER,
                                                            session_id=session_id)
         stored_answer = can_stop_early and _stored_answer(session)
