@@ -242,6 +242,27 @@ def test_a_rejected_token_says_so(browser, server):
     context.close()
 
 
+def test_a_limit_refusal_says_how_long_to_wait(browser, emulator):
+    """A 429 before the stream (quotas.py) reads as its code and a message with the wait."""
+    from reference_server.quotas import Quotas
+
+    app = create_app(Settings(tokens={TOKEN: "tester"}, database_url="memory://",
+                              quotas=Quotas(turn_rate="1/minute")))
+    with BackgroundServer(app) as server:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(f"{server.url}/?token={TOKEN}")
+        page.wait_for_selector("#message:not([disabled])")
+        send(page, "Count to 2")
+        wait_state(page, "done")
+        send(page, "Count to 3")
+        wait_state(page, "error")
+        assert page.inner_text(".turn:last-child .error .error-code") == "TOO_MANY_TURNS"
+        assert re.search(r"Try again in \d+ s\.", page.inner_text(".turn:last-child .error .error-message"))
+        assert page.is_enabled("#message")  # the user can write again (and wait)
+        context.close()
+
+
 @pytest.fixture
 def thinking_page(browser, emulator):
     """The chat page of a server whose agent asks the model for its thoughts."""
