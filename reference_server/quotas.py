@@ -25,7 +25,9 @@ end). A turn stopped by its token budget ends with ``event: error`` ``TURN_TOKEN
 
 Streams on Redis: one sorted set per user, a member per open stream scored with its expiry,
 pushed forward every ``stream_ttl_s / 3`` while the stream is open; so the streams of a
-worker that crashed stop counting within ``stream_ttl_s``.
+worker that crashed stop counting within ``stream_ttl_s``. A Redis that fails (down, or slower
+than ``REDIS_TIMEOUT_S``) lets requests through, with a warning in the log: an outage of the
+limits' store does not take the chat down with it.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from fastapi import HTTPException
+
 from .errors import api_error
 from .observability import Observability
 
@@ -53,6 +57,7 @@ REDIS_URL_ENV = "REDIS_URL"
 
 STREAM_RETRY_AFTER_S = 5  # a stream frees its slot when it ends: no window to compute
 STREAM_TTL_S = 60.0  # Redis: a stream not refreshed for this long (its worker died) stops counting
+REDIS_TIMEOUT_S = 2.0  # an unreachable Redis must not hold requests: past this, let them through
 TURN_TOKEN_LIMIT = "TURN_TOKEN_LIMIT"
 TURN_TOKEN_LIMIT_MESSAGE = ("The answer was stopped: it reached the limit of tokens for one message. "
                             "Ask for a shorter answer, or split the question.")
@@ -155,9 +160,13 @@ class QuotaGuard:
         url = self.quotas.redis_url
         if url is None:
             return storage_from_string("async+memory://")
+        if url.startswith("unix://"):  # redis-py's spelling; the limits library's is redis+unix
+            url = "redis+" + url
         # redis-py's asyncio client (the `redis` package), not coredis: the library's default.
         return storage_from_string(f"async+{url}", implementation="redispy",
-                                   key_prefix=f"{KEY_PREFIX}:limits")
+                                   key_prefix=f"{KEY_PREFIX}:limits",
+                                   socket_timeout=REDIS_TIMEOUT_S,
+                                   socket_connect_timeout=REDIS_TIMEOUT_S)
 
     def _limiters(self):
         if self._limiter is None:
@@ -180,6 +189,14 @@ class QuotaGuard:
         before the turn starts: the session is not touched by a refused message."""
         if not self._turn_items and not self._token_items:
             return
+        try:
+            await self._admit_turn(user)
+        except HTTPException:
+            raise
+        except Exception:
+            logger.warning("quotas: the limits' store failed: turn let through", exc_info=True)
+
+    async def _admit_turn(self, user: str) -> None:
         limiter, token_limiter = self._limiters()
         for item in self._token_items:  # checked, not spent: the turn's tokens are added after it
             if not await token_limiter.test(item, "tokens", user):
@@ -219,8 +236,14 @@ class QuotaGuard:
         if limit is None:
             yield
             return
-        release = await (self._take_shared(user, limit) if self.quotas.redis_url
-                         else self._take_local(user, limit))
+        try:
+            release = await (self._take_shared(user, limit) if self.quotas.redis_url
+                             else self._take_local(user, limit))
+        except HTTPException:
+            raise
+        except Exception:
+            logger.warning("quotas: the limits' store failed: stream let through", exc_info=True)
+            release = _nothing_to_release
         try:
             yield
         finally:
@@ -251,7 +274,8 @@ class QuotaGuard:
         if self._redis is None:
             import redis.asyncio as redis
 
-            self._redis = redis.Redis.from_url(self.quotas.redis_url)
+            self._redis = redis.Redis.from_url(self.quotas.redis_url, socket_timeout=REDIS_TIMEOUT_S,
+                                               socket_connect_timeout=REDIS_TIMEOUT_S)
             self._acquire = self._redis.register_script(_ACQUIRE)
             self._refresh = self._redis.register_script(_REFRESH)
         return self._redis
@@ -291,6 +315,10 @@ class QuotaGuard:
         if self._limiter is not None and self.quotas.redis_url:
             with contextlib.suppress(Exception):  # the limits library's own redis-py client
                 await self._limiter.storage.bridge.storage.aclose()
+
+
+async def _nothing_to_release() -> None:
+    pass
 
 
 def _window_words(item) -> str:
