@@ -345,7 +345,6 @@ async def start_turn(request: Request, turns: TurnManager, user_id: str, session
                      text: str) -> Turn:
     """``post_message``'s start, without its resume and Idempotency-Key paths (for /api/chat):
     409 if a turn of the session runs; 503 if the model failed before its first event."""
-    await request.app.state.quotas.admit_turn(user_id)  # 429 before the session is touched
     turn = await turns.start(user_id, session_id, text)
     await first_event_or_refusal(request, turn)
     return turn
@@ -472,6 +471,7 @@ async def ai_sdk_chat(request: Request, user: Annotated[str, Depends(current_use
     if text is None:
         raise api_error(422, "INVALID_REQUEST", "The last message must be the user's, with text.")
     settings: Settings = request.app.state.settings
+    await request.app.state.quotas.admit_turn(user)  # 429 before a session is made or touched
     session = await chat_session(settings, user, chat.id, create=True)
     turn = await start_turn(request, turns, user, session.id, text)
     return ui_message_response(request, turns, session.id, turn.turn_id)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import re
 import socket
 import time
@@ -18,6 +19,7 @@ from fastapi import HTTPException
 from httpx_sse import connect_sse
 
 from reference_server import Settings, create_app
+from reference_server.ai_sdk import chat_session_id
 from reference_server.observability import Metrics, Observability
 from reference_server.quotas import STREAM_RETRY_AFTER_S, QuotaGuard, Quotas
 from workshop.servers import BackgroundServer
@@ -35,7 +37,9 @@ def limited(**quotas):
                         observability=Observability(Metrics()))
     with BackgroundServer(create_app(settings)) as server, \
             httpx.Client(base_url=server.url, timeout=30) as client:
+        client.settings = settings  # what the server stores, for the tests to look at
         yield client
+    assert not server.errors, server.errors  # nothing uvicorn logged as an error
 
 
 def new_session(client, headers=ALICE) -> str:
@@ -71,6 +75,14 @@ def metric(client, name: str, **labels) -> float:
     found = re.search(rf"^{re.escape(name)}{re.escape('{' + wanted + '}')} (\S+)$",
                       client.get("/metrics").text, re.M)
     return float(found.group(1)) if found else 0.0
+
+
+def chat_events(client, chat_id: str, user: str = "alice") -> int | None:
+    """How many events the session behind a chat holds (None: no session)."""
+    settings = client.settings
+    session = asyncio.run(settings.session_service.get_session(
+        app_name=settings.app_name, user_id=user, session_id=chat_session_id(user, chat_id)))
+    return None if session is None else len(session.events)
 
 
 def chat_body(text: str, chat_id: str = "chat-1") -> dict:
@@ -112,9 +124,12 @@ def test_api_chat_counts_turns_too(emulator):
     with limited(turn_rate="1/minute") as client:
         first = client.post("/api/chat", json=chat_body("Count to 2"), headers=ALICE)
         assert first.status_code == 200 and '"finish"' in first.text
-        session_events = len(emulator.requests)
+        calls, before = len(emulator.requests), chat_events(client, "chat-1")
         assert_429(client.post("/api/chat", json=chat_body("Count to 3"), headers=ALICE), "TOO_MANY_TURNS")
-        assert len(emulator.requests) == session_events
+        assert_429(client.post("/api/chat", json=chat_body("Hi", "chat-2"), headers=ALICE), "TOO_MANY_TURNS")
+        assert len(emulator.requests) == calls
+        assert chat_events(client, "chat-1") == before  # nothing stored
+        assert chat_events(client, "chat-2") is None  # not even a session for the new chat
 
 
 def test_a_spent_token_budget_refuses_the_next_turn(emulator):
@@ -172,11 +187,16 @@ def test_a_second_stream_is_refused_while_the_first_is_open(emulator):
 
 
 # -- tokens per turn ----------------------------------------------------------------------------
-def test_a_turn_over_its_token_budget_ends_with_an_error_frame(emulator):
+def test_a_turn_over_its_token_budget_ends_with_an_error_frame(emulator, caplog):
     # The emulator's default model thinks first (47 thought tokens in its first chunk): they count.
+    emulator.set_pacing(first_token_s=0, chunk_s=0.01)  # 300 words: 3 s, if it ran to the end
     with limited(max_tokens_per_turn=100) as client:
         session_id = new_session(client)
         frames = turn(client, session_id, "Tell me about streaming in 300 words")
+        stopped = time.monotonic()
+        while emulator.requests[0].outcome == "running" and time.monotonic() - stopped < 5:
+            time.sleep(0.02)
+        assert emulator.requests[0].outcome == "client_closed"  # the model's stream was closed
         assert frames[-1].event == "error"
         assert json.loads(frames[-1].data)["error"]["code"] == "TURN_TOKEN_LIMIT"
         assert all(f.event == "message" for f in frames[:-1]) and len(frames) > 2
@@ -190,6 +210,7 @@ def test_a_turn_over_its_token_budget_ends_with_an_error_frame(emulator):
         chat = client.post("/api/chat", json=chat_body("Tell me about streaming in 300 words"),
                            headers=ALICE)
         assert '"errorText":"TURN_TOKEN_LIMIT: ' in chat.text and '"finishReason":"error"' in chat.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text  # a clean stop
 
 
 # -- shared through Redis -----------------------------------------------------------------------
