@@ -13,6 +13,8 @@ Environment variable           Default   Meaning
                                          from a browser page they serve; unset: CORS closed
 =============================  ========  ====================================================
 
+Per-user limits (turns per minute, streams at once, tokens): ``quotas.py``, off by default.
+
 Model retries (``default_retry_options``): 3 attempts on HTTP 429/500/503/504, waits of
 0.5 s then 1 s (plus up to 0.25 s jitter each), so a model that keeps failing is answered
 503 after at most about 2 s of backoff plus the attempts themselves.

@@ -286,3 +286,19 @@ def test_an_unreachable_redis_lets_requests_through(emulator, caplog):
         for text in ("Count to 2", "Count to 3"):
             assert turn(client, session_id, text)[-1].event == "done"
     assert "limits' store failed" in caplog.text
+
+
+def test_the_environment_turns_each_limit_on():
+    assert Quotas.from_env({}) == Quotas()  # all off by default
+    quotas = Quotas.from_env({"WORKSHOP_TURNS_PER_MINUTE": "20", "WORKSHOP_MAX_STREAMS_PER_USER": "3",
+                              "WORKSHOP_TOKENS_PER_HOUR": "100000", "WORKSHOP_MAX_TOKENS_PER_TURN": "0",
+                              "REDIS_URL": "redis://127.0.0.1:6379/0"})
+    assert (quotas.turn_rate, quotas.max_streams, quotas.token_rate, quotas.max_tokens_per_turn) == (
+        "20/minute", 3, "100000/hour", None)  # 0: no limit
+    assert "6379" not in repr(quotas)  # a Redis URL may hold a password
+    for bad in ("-1", "ten", "1.5"):
+        with pytest.raises(ValueError, match="WORKSHOP_MAX_STREAMS_PER_USER"):
+            Quotas.from_env({"WORKSHOP_MAX_STREAMS_PER_USER": bad})
+    settings = Settings.from_env({"WORKSHOP_TOKENS": "t:u", "WORKSHOP_TURNS_PER_MINUTE": "5"},
+                                 database_url="memory://")
+    assert settings.quotas.turn_rate == "5/minute"
