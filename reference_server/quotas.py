@@ -55,7 +55,7 @@ TOKENS_PER_HOUR_ENV = "WORKSHOP_TOKENS_PER_HOUR"
 MAX_TOKENS_PER_TURN_ENV = "WORKSHOP_MAX_TOKENS_PER_TURN"
 REDIS_URL_ENV = "REDIS_URL"
 
-STREAM_RETRY_AFTER_S = 5  # a stream frees its slot when it ends: no window to compute
+STREAM_RETRY_AFTER_S = 2  # a stream frees its slot when it ends: no window to compute
 STREAM_TTL_S = 60.0  # Redis: a stream not refreshed for this long (its worker died) stops counting
 REDIS_TIMEOUT_S = 2.0  # an unreachable Redis must not hold requests: past this, let them through
 TURN_TOKEN_LIMIT = "TURN_TOKEN_LIMIT"
