@@ -255,6 +255,7 @@ class TurnManager:
                         return
                     if meter is not None and meter.add(event):
                         over_budget = True  # the turn's token budget: stop the model here
+                        turn.record.usage(event.usage_metadata)  # the call's tokens so far
                         return
                     if event.usage_metadata is not None and not event.partial:
                         turn.record.usage(event.usage_metadata)
