@@ -21,7 +21,7 @@ from httpx_sse import connect_sse
 from reference_server import Settings, create_app
 from reference_server.ai_sdk import chat_session_id
 from reference_server.observability import Metrics, Observability
-from reference_server.quotas import STREAM_RETRY_AFTER_S, QuotaGuard, Quotas
+from reference_server.quotas import STREAM_RETRY_AFTER_S, QuotaGuard, Quotas, _key
 from workshop.servers import BackgroundServer
 from workshop.servers.scaleout import start_processes
 
@@ -310,3 +310,23 @@ def test_the_environment_turns_each_limit_on():
     settings = Settings.from_env({"WORKSHOP_TOKENS": "t:u", "WORKSHOP_TURNS_PER_MINUTE": "5"},
                                  database_url="memory://")
     assert settings.quotas.turn_rate == "5/minute"
+
+
+def test_a_turn_refused_by_one_window_is_counted_in_none():
+    """Several windows: the hour does not count the turns the minute refused."""
+    from limits import parse
+
+    async def scenario() -> None:
+        guard = QuotaGuard(Quotas(turn_rate="1/minute;3/hour"))
+        await guard.admit_turn("alice")
+        for _ in range(3):
+            with pytest.raises(HTTPException) as refused:
+                await guard.admit_turn("alice")
+            assert refused.value.detail["code"] == "TOO_MANY_TURNS"
+            assert "sent 1 message in the last minute:" in refused.value.detail["message"]
+        limiter, _ = guard._limiters()
+        hour = await limiter.get_window_stats(parse("3/hour"), "turns", _key("alice"))
+        assert hour.remaining == 2  # one turn counted, not four
+        await guard.admit_turn("bob")  # per user
+
+    asyncio.run(scenario())
