@@ -194,6 +194,22 @@ def test_a_second_stream_is_refused_while_the_first_is_open(emulator):
         assert metric(client, "sse_quota_refusals_total", reason="streams") >= 3  # + the retries above
 
 
+def test_a_client_that_leaves_frees_its_slot(emulator):
+    """The slot is the response's, not the turn's: a client that closes its connection mid-
+    answer frees it (the turn runs on, for a resume, in its grace period)."""
+    emulator.set_pacing(first_token_s=0, chunk_s=0.05)
+    with limited(max_streams=1) as client:
+        first, second = new_session(client), new_session(client)
+        with open_stream(client, first, "Count to 200"):
+            pass  # leaves after the first frame
+        left = time.monotonic()
+        response = once_a_slot_is_free(lambda: client.post(
+            f"/api/sessions/{second}/messages", headers=ALICE, json={"text": "Count to 2"}))
+        assert response.status_code == 200 and "event: done" in response.text
+        assert time.monotonic() - left < 5  # well before the 10 s the first answer takes
+        assert client.get(f"/api/sessions/{first}/events", headers=ALICE).json()["running"]
+
+
 # -- tokens per turn ----------------------------------------------------------------------------
 def test_a_turn_over_its_token_budget_ends_with_an_error_frame(emulator, caplog):
     # The emulator's default model thinks first (47 thought tokens in its first chunk): they count.
