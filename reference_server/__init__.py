@@ -37,7 +37,10 @@ The contract (later lessons, the browser page and the tests rely on it):
   its first event even after google-genai's retries (``Settings.retry_options``; the
   server waits at most ``first_event_wait_s`` for that first event before it commits to the
   200 stream; the failed message is rewound out of the conversation with ADK's
-  ``Runner.rewind_async``, so its retry is not in the history twice). Every error body is
+  ``Runner.rewind_async``, so its retry is not in the history twice); 429 with
+  ``Retry-After`` for a per-user limit (``quotas.py``, off unless configured:
+  ``TOO_MANY_TURNS``, ``TOKEN_QUOTA_EXCEEDED``, ``TOO_MANY_STREAMS``, the last also on every
+  resume), the session untouched. Every error body is
   ``{"error": {"code": "...", "message": "..."}}``.
 - The same POST with a ``Last-Event-ID`` header is a client reconnecting by itself
   (fetch-event-source, aiohttp-sse-client): never a new turn; it is answered as ``GET .../stream``

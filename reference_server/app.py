@@ -56,6 +56,7 @@ from .production import (
     plausible_session_id,
     require_json,
 )
+from .quotas import QuotaGuard, Quotas
 from .redaction import event_dict
 from .replay import InMemoryReplayStore, ReplayStore
 from .turns import NOT_STARTED, Turn, TurnManager, live_events, not_started
@@ -132,6 +133,8 @@ class Settings:
     # that leaves cancels the turn at once. False: the grace period, as the native endpoint
     # (a useChat with `resume: true` reconnects through GET /api/chat/{id}/stream).
     chat_cancel_on_disconnect: bool = True
+    # Per-user limits (quotas.py: turns per minute, streams at once, tokens); off by default.
+    quotas: Quotas = field(default_factory=Quotas)
 
     def __post_init__(self) -> None:
         if self.session_service is None:  # the one default, however the settings were made
@@ -153,6 +156,7 @@ class Settings:
             overrides["session_service"] = session_service_from_env(environ)
         overrides.setdefault("observability", Observability.from_env(environ))
         overrides.setdefault("jwt", JwtVerifier.from_env(environ))
+        overrides.setdefault("quotas", Quotas.from_env(environ))
         if "replay_store" not in overrides:  # database or Redis: shared by processes
             overrides["replay_store"] = replay_store_from_env(
                 environ, overrides.get("replay_ttl_s", DEFAULT_REPLAY_TTL_S))
@@ -190,7 +194,15 @@ async def turn_manager(request: Request) -> TurnManager:
     return request.app.state.turns
 
 
+async def stream_slot(request: Request, user: Annotated[str, Depends(current_user)]) -> AsyncIterator[None]:
+    """One of the caller's stream slots, held until the response has ended (FastAPI ends a
+    dependency with yield after the response), or 429 ``TOO_MANY_STREAMS`` before it."""
+    async with request.app.state.quotas.stream(user):
+        yield
+
+
 Turns = Annotated[TurnManager, Depends(turn_manager)]
+StreamSlot = Annotated[None, Depends(stream_slot)]
 OwnedSession = Annotated[Session, Depends(owned_session)]
 
 
@@ -290,6 +302,8 @@ async def create_session(request: Request, user: Annotated[str, Depends(current_
            (413, "PAYLOAD_TOO_LARGE", f"Body over {MAX_BODY_BYTES} bytes"),
            (415, "UNSUPPORTED_MEDIA_TYPE", "Body not declared as JSON"),
            (422, "INVALID_REQUEST", "JSON of the wrong shape"),
+           (429, "TOO_MANY_TURNS", "A per-user limit, with Retry-After (also TOO_MANY_STREAMS, "
+                                   "TOKEN_QUOTA_EXCEEDED): quotas.py"),
            (503, "MODEL_UNAVAILABLE", "The model failed before the first byte "
                                       "(also RATE_LIMITED), after retries")]},
 )
@@ -300,6 +314,7 @@ async def post_message(
     _json: Annotated[None, Depends(require_json)],
     message: Annotated[MessageIn, Depends(read_message)],
     key: Annotated[str | None, Depends(idempotency_key)],
+    _slot: StreamSlot,
     last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID",
                                                        include_in_schema=False)] = None,
 ) -> Response:
@@ -319,6 +334,7 @@ async def post_message(
         return await resume(request, session.id, turns, missing_status=409)
     if key is not None and (repeat := await repeat_of(session.id, turns, key)):
         return repeat
+    await request.app.state.quotas.admit_turn(session.user_id)  # 429 before the session is touched
     turn = await turns.start(session.user_id, session.id, message.text, key)
     if turn is None and key is not None and (repeat := await repeat_of(session.id, turns, key)):
         return repeat  # the same message, sent twice at once: one turn, two readers
@@ -351,7 +367,8 @@ async def first_event_or_refusal(request: Request, turn: Turn | None) -> None:
 
 @router.get("/api/sessions/{session_id}/stream", response_class=StreamingResponse,
             responses=SSE_RESPONSE | {204: {"description": "The client has the turn's terminal frame"}})
-async def resume_stream(request: Request, session: OwnedSession, turns: Turns) -> Response:
+async def resume_stream(request: Request, session: OwnedSession, turns: Turns,
+                        _slot: StreamSlot) -> Response:
     """The session's latest turn from the frame after ``Last-Event-ID`` (header) or
     ``?last_event_id=``: the missed frames, then the rest live, to its terminal frame; 204 once
     the client has the terminal frame. ``?turn=<X-Turn-Id>``: only if that is still the latest
@@ -437,7 +454,7 @@ def ui_message_response(request: Request, turns: TurnManager, session_id: str,
 
 @router.post("/api/chat", response_class=StreamingResponse, responses=SSE_RESPONSE)
 async def ai_sdk_chat(request: Request, user: Annotated[str, Depends(current_user)], turns: Turns,
-                      _json: Annotated[None, Depends(require_json)]) -> Response:
+                      _json: Annotated[None, Depends(require_json)], _slot: StreamSlot) -> Response:
     """The AI SDK's UI message stream protocol (``useChat``'s ``DefaultChatTransport``): the
     body is ``{"id", "messages", ...}``; the chat ``id`` names a session of the caller, created
     on first use, which holds the history (only the last message, the user's, is read). The
@@ -455,6 +472,7 @@ async def ai_sdk_chat(request: Request, user: Annotated[str, Depends(current_use
     if text is None:
         raise api_error(422, "INVALID_REQUEST", "The last message must be the user's, with text.")
     settings: Settings = request.app.state.settings
+    await request.app.state.quotas.admit_turn(user)  # 429 before a session is made or touched
     session = await chat_session(settings, user, chat.id, create=True)
     turn = await start_turn(request, turns, user, session.id, text)
     return ui_message_response(request, turns, session.id, turn.turn_id)
@@ -463,7 +481,7 @@ async def ai_sdk_chat(request: Request, user: Annotated[str, Depends(current_use
 @router.get("/api/chat/{chat_id}/stream", response_class=StreamingResponse,
             responses=SSE_RESPONSE | {204: {"description": "No turn of this chat is running"}})
 async def ai_sdk_resume(chat_id: str, request: Request, user: Annotated[str, Depends(current_user)],
-                        turns: Turns) -> Response:
+                        turns: Turns, _slot: StreamSlot) -> Response:
     """``useChat({resume: true})``: the chat's running turn replayed from its start (the AI
     SDK's ``resumeStreamIsReplay``), then live; 204 when none runs."""
     session = await chat_session(request.app.state.settings, user, chat_id, create=False)
@@ -484,8 +502,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     store = settings.replay_store  # `is None`, not `or`: an empty InMemoryReplayStore is falsy (len 0)
     if store is None:
         store = InMemoryReplayStore(ttl_s=settings.replay_ttl_s)
+    quotas = QuotaGuard(settings.quotas, settings.observability)
     turns = TurnManager(runner, store, settings.run_config, grace_s=settings.resume_grace_s,
-                        observability=settings.observability)
+                        observability=settings.observability, meter=quotas.meter)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -493,6 +512,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await turns.close()
         await store.close()
         await runner.close()
+        await quotas.close()
 
     app = FastAPI(
         title="ADK SSE reference server",
@@ -503,6 +523,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.runner = runner
     app.state.turns = turns
+    app.state.quotas = quotas
     app.state.current_user = make_current_user(settings.tokens, settings.jwt)
     install_error_handlers(app)
     if settings.cors_origins:  # closed by default: no CORS header, so browsers block other origins

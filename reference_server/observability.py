@@ -8,7 +8,10 @@ Metrics (``prometheus-client``), served at ``GET /metrics`` when ``WORKSHOP_METR
 - ``sse_turns_total{outcome, code}`` (counter): terminal frames by kind (done, error with its
   code, cancelled);
 - ``sse_model_tokens_total{kind}`` (counter): prompt, candidates and thoughts tokens from the
-  model's usage metadata.
+  model's usage metadata;
+- ``sse_quota_refusals_total{reason}`` (counter): requests refused 429 by a per-user limit
+  (quotas.py): ``turns``, ``streams`` or ``tokens``. A turn stopped by its token budget is an
+  ``sse_turns_total{outcome="error", code="TURN_TOKEN_LIMIT"}``.
 
 Traces: each turn is a span ``sse.turn`` (turn id, frames, outcome, time to first event); ADK's
 own spans (``invocation``, ``call_llm``, ``execute_tool``...) are made inside the turn's task,
@@ -50,6 +53,8 @@ class Metrics:
         self.open_streams = Gauge("sse_open_streams", "Responses streaming now", registry=r)
         self.turns = Counter("sse_turns", "Turns by terminal frame", ["outcome", "code"], registry=r)
         self.tokens = Counter("sse_model_tokens", "Model tokens by kind", ["kind"], registry=r)
+        self.refusals = Counter("sse_quota_refusals", "Requests refused by a per-user limit",
+                                ["reason"], registry=r)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -15,6 +15,7 @@ Environment variable           Default   Meaning
 
 Where the replay buffer lives for several processes (``WORKSHOP_REPLAY_STORE``, ``REDIS_URL``,
 ``WORKSHOP_REDIS_PREFIX``): ``persistence.replay_store_from_env``.
+Per-user limits (turns per minute, streams at once, tokens): ``quotas.py``, off by default.
 
 Model retries (``default_retry_options``): 3 attempts on HTTP 429/500/503/504, waits of
 0.5 s then 1 s (plus up to 0.25 s jitter each), so a model that keeps failing is answered

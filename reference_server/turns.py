@@ -53,6 +53,7 @@ from google.genai import types
 
 from .model_responses import closing_model_responses
 from .observability import Observability, TurnRecord
+from .quotas import TURN_TOKEN_LIMIT, TURN_TOKEN_LIMIT_MESSAGE, TurnMeter
 from .replay import EVENT, Frame, ReplayStore, Tail, TurnState
 from .streaming import event_frames, failure_frame
 
@@ -82,6 +83,7 @@ TURN_ERRORS = {
                             "(RunConfig.max_llm_calls) before it could answer.",
     "TURN_LOST": "The server process that was answering stopped before it finished. "
                  "Send the message again.",
+    TURN_TOKEN_LIMIT: TURN_TOKEN_LIMIT_MESSAGE,  # quotas.py: WORKSHOP_MAX_TOKENS_PER_TURN
 }
 
 # An idle stream gets a keep-alive comment this often (proxies close silent connections). A
@@ -153,8 +155,10 @@ class TurnManager:
 
     def __init__(self, runner: Runner, store: ReplayStore, run_config: RunConfig, *,
                  grace_s: float = 30.0, abort_wait_s: float = 0.25,
-                 keepalive_s: float = KEEPALIVE_S, observability: Observability | None = None) -> None:
+                 keepalive_s: float = KEEPALIVE_S, observability: Observability | None = None,
+                 meter: Callable[[str], TurnMeter | None] | None = None) -> None:
         self.runner = runner
+        self.meter = meter  # quotas.py: a turn's tokens, per user (None: not limited)
         self.observability = observability or Observability()  # metrics off, spans on
         self.store = store
         self.run_config = run_config
@@ -248,9 +252,11 @@ class TurnManager:
         cancel runs to the end without a queue and a task per frame."""
         next_id = 1
         limit_hit = False
+        meter = self.meter(turn.user_id) if self.meter is not None else None
+        over_budget = False
 
         async def events():
-            nonlocal limit_hit
+            nonlocal limit_hit, over_budget
             try:
                 async for event in run:
                     turn.invocation_id = turn.invocation_id or event.invocation_id
@@ -258,6 +264,10 @@ class TurnManager:
                         return  # the stream ends with `cancelled`, not ADK's abort event
                     if event.error_code == LIMIT_EXCEEDED:
                         limit_hit = True  # reported as TOO_MANY_MODEL_CALLS, not INTERNAL
+                        return
+                    if meter is not None and meter.add(event):
+                        over_budget = True  # the turn's token budget: stop the model here
+                        turn.record.usage(event.usage_metadata)  # the call's tokens so far
                         return
                     if event.usage_metadata is not None and not event.partial:
                         turn.record.usage(event.usage_metadata)
@@ -269,6 +279,8 @@ class TurnManager:
             nonlocal next_id
             if frame.terminal and not turn.content_started and frame.code in NOT_STARTED:
                 await self._rewind(turn)  # before the end: no new turn can start meanwhile
+            if frame.terminal and meter is not None:
+                await meter.finish()  # the tokens count before the client sees the end
             await self.store.append(turn.session_id, turn.turn_id, frame)
             turn.record.frame(frame.kind, frame.code)
             next_id = frame.id + 1
@@ -322,6 +334,8 @@ class TurnManager:
                     if limit_hit and frame.kind == "done":
                         frame = failure_frame("TOO_MANY_MODEL_CALLS", frame.id,
                                               TURN_ERRORS["TOO_MANY_MODEL_CALLS"])
+                    if over_budget and frame.kind == "done":
+                        frame = failure_frame(TURN_TOKEN_LIMIT, frame.id, TURN_ERRORS[TURN_TOKEN_LIMIT])
                     await put(frame)
                     await hand_over(frame)
         except asyncio.CancelledError:

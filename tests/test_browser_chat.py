@@ -242,6 +242,49 @@ def test_a_rejected_token_says_so(browser, server):
     context.close()
 
 
+def test_a_limit_refusal_says_how_long_to_wait(browser, emulator):
+    """A 429 before the stream (quotas.py) reads as its code and a message with the wait."""
+    from reference_server.quotas import Quotas
+
+    app = create_app(Settings(tokens={TOKEN: "tester"}, database_url="memory://",
+                              quotas=Quotas(turn_rate="1/minute")))
+    with BackgroundServer(app) as server:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(f"{server.url}/?token={TOKEN}")
+        page.wait_for_selector("#message:not([disabled])")
+        send(page, "Count to 2")
+        wait_state(page, "done")
+        send(page, "Count to 3")
+        wait_state(page, "error")
+        assert page.inner_text(".turn:last-child .error .error-code") == "TOO_MANY_TURNS"
+        assert re.search(r"Try again in \d+ s\.", page.inner_text(".turn:last-child .error .error-message"))
+        assert page.is_enabled("#message")  # the user can write again (and wait)
+        context.close()
+
+
+def test_one_stream_per_user_still_resumes_a_dropped_connection(browser, emulator):
+    """WORKSHOP_MAX_STREAMS_PER_USER=1: the resume of a dropped stream needs the slot of the
+    stream the server may not have seen drop yet; the page waits for it (429 is retried)."""
+    from reference_server.quotas import Quotas
+
+    emulator.set_pacing(first_token_s=0, chunk_s=0.03)
+    app = create_app(Settings(tokens={TOKEN: "tester"}, database_url="memory://",
+                              quotas=Quotas(max_streams=1)))
+    with BackgroundServer(app) as server:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(f"{server.url}/?token={TOKEN}")
+        page.wait_for_selector("#message:not([disabled])")
+        send(page, "Count to 30")
+        page.wait_for_function("document.querySelector('.turn:last-child .answer')?.textContent.length > 8")
+        assert server.drop_connections() >= 1
+        wait_state(page, "done", timeout_s=15)
+        assert last_answer(page).strip() == ", ".join(str(n) for n in range(1, 31)) + "."
+        assert "resumed after 1 dropped connection" in page.inner_text(".turn:last-child .turn-status")
+        context.close()
+
+
 @pytest.fixture
 def thinking_page(browser, emulator):
     """The chat page of a server whose agent asks the model for its thoughts."""

@@ -3,11 +3,12 @@
 // fetch() and not EventSource, which cannot set headers (notebook 06 explains).
 
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, retryAfter = null) {
     super(message);
     this.name = "ApiError";
     this.status = status;
     this.code = code;
+    this.retryAfter = retryAfter; // seconds, from Retry-After (429 and 503), else null
   }
 }
 
@@ -23,7 +24,8 @@ async function apiError(response) {
   } catch {
     // not JSON: keep the status line
   }
-  return new ApiError(response.status, code, message);
+  const retryAfter = Number.parseInt(response.headers.get("Retry-After") ?? "", 10);
+  return new ApiError(response.status, code, message, Number.isNaN(retryAfter) ? null : retryAfter);
 }
 
 export class ChatClient {

@@ -162,8 +162,11 @@ async function consume(response, turn) {
 // nothing is lost or shown twice, and the model is not asked again.
 const RESUME_WAITS_MS = [250, 500, 1000, 2000, 4000];
 
+// A resume refused 429 TOO_MANY_STREAMS is retried too: the server may not have seen yet that
+// the dropped connection is gone, and still count its stream against the user's limit.
 function isDrop(err, signal) {
-  return !signal.aborted && (err instanceof StreamCutError || err instanceof TypeError);
+  return !signal.aborted && (err instanceof StreamCutError || err instanceof TypeError ||
+    (err instanceof ApiError && err.code === "TOO_MANY_STREAMS"));
 }
 
 function sleep(ms, signal) {
