@@ -9,18 +9,21 @@ a client receives and what the worker sees.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import time
 
 import httpx
 
+from reference_server.turns import KEEPALIVE_S
+
 from ..servers import serve_in_background
 from ..servers.nginx import INSTALL_HINT, Nginx, nginx_binary
 from ..servers.paced import frame_arrivals, paced_sse_app
 from ._report import fail, passed
 
-SERVER_PING_S = 15.0  # the reference server's `: ping` interval on a quiet stream
+SERVER_PING_S = KEEPALIVE_S  # the reference server's `: ping` interval on a quiet stream
 QUIET_S = SERVER_PING_S + 1  # the check's silence: one ping interval, and a margin
 FRAMES, GAP_S = 6, 0.3  # the paced stream: frames over (FRAMES - 1) * GAP_S seconds
 
@@ -94,7 +97,10 @@ async def check_sse_location(directives: str) -> None:
                 spread = await _judge(client, worker.app.state.seen)
                 ending, took, body = await quiet
             finally:
-                quiet.cancel()
+                if not quiet.done():
+                    quiet.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await quiet
         if ending == "cut" or b"event: done" not in body:
             fail(f"nginx cut the stream after {took:.0f} s of silence, before its last frame: a "
                  f"{QUIET_S:.0f} s wait between two pings (a long tool call) does not survive.",
