@@ -31,7 +31,6 @@ class Seen:
     path: str
     http_version: str  # "1.0" or "1.1": proxy_http_version
     connection: str | None  # the Connection header: "close" means no reuse
-    client_port: int  # the proxy's side of the TCP connection: the same port twice = reused
 
 
 def paced_sse_app() -> FastAPI:
@@ -41,8 +40,7 @@ def paced_sse_app() -> FastAPI:
     @app.middleware("http")
     async def remember(request: Request, call_next):
         app.state.seen.append(Seen(request.url.path, request.scope.get("http_version", "?"),
-                                   request.headers.get("connection"),
-                                   request.client.port if request.client else 0))
+                                   request.headers.get("connection")))
         return await call_next(request)
 
     @app.get("/stream")
