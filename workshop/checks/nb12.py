@@ -77,8 +77,8 @@ def _nginx_error(proxy: Nginx, error: Exception) -> str:
 async def check_sse_location(directives: str) -> None:
     """Start nginx with ``directives`` in ``location /`` and judge how it carries SSE."""
     if not isinstance(directives, str):
-        fail(f"SSE_LOCATION is a {type(directives).__name__}, not a string.",
-             'Write the directives as one string: """proxy_pass http://reference_server; ..."""')
+        fail(f"sse_location() returned a {type(directives).__name__}, not a string.",
+             'Return the directives as one string: return """proxy_pass http://reference_server; ..."""')
     if not nginx_available():
         return
     worker = serve_in_background(paced_sse_app())
