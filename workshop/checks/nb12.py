@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import re
+import shutil
 import time
 
 import httpx
@@ -109,9 +110,10 @@ async def check_sse_location(directives: str) -> None:
                  "60s; 75s or more leaves a margin). A 70 s tool call then survives.")
     finally:
         proxy.stop()
+        shutil.rmtree(proxy.prefix, ignore_errors=True)
         worker.stop()
-    passed(f"Frames arrived one by one ({spread:.2f} s from the first to the last, sent "
-           f"{(FRAMES - 1) * GAP_S:.1f} s apart), HTTP/1.1 to the worker without Connection: close, "
+    passed(f"Frames arrived one by one (the {FRAMES} frames, sent over {(FRAMES - 1) * GAP_S:.1f} s, "
+           f"arrived over {spread:.2f} s), HTTP/1.1 to the worker without Connection: close, "
            f"no gzip on the stream, and {QUIET_S:.0f} s of silence survived ({took:.1f} s stream): "
            f"a 70 s tool call with a ping every {SERVER_PING_S:.0f} s gets through.")
 
