@@ -23,6 +23,7 @@ EXERCISES = {
             ["test_first_words_wrong_answers_are_explained"]),
     "4.1": ("test_checks_04", ["test_encoder_right_answers_pass"], ["test_encoder_wrong_answers_are_explained"]),
     "4.2": ("test_checks_04", ["test_parser_right_answers_pass"], ["test_parser_wrong_answers_are_explained"]),
+    "12.1": ("test_checks_12", ["test_right_answers_pass"], ["test_wrong_answers_are_explained"]),
 }
 
 

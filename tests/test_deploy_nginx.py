@@ -23,6 +23,7 @@ from httpx_sse import connect_sse
 
 from workshop.servers import serve_in_background
 from workshop.servers.nginx import Nginx
+from workshop.servers.paced import paced_sse_app
 from workshop.servers.scaleout import free_port
 from workshop.testing import require_nginx
 
@@ -33,42 +34,15 @@ def _needs_nginx():
 
 
 # -- what the proxy does to a stream: a tiny SSE app, no ADK --------------------------------
+# workshop/servers/paced.py: GET /stream sends FRAMES frames GAP_S apart (its defaults); quiet_s: a
+# silence before the last one (a slow tool call), with a comment line every ping_s if set; hint=1:
+# X-Accel-Buffering: no. GET /big.json: a compressible JSON answer.
 FRAMES, GAP_S = 8, 0.1
-
-
-def _tiny_app() -> FastAPI:
-    app = FastAPI()
-
-    @app.get("/stream")
-    async def stream(hint: int = 0, quiet_s: float = 0.0, ping_s: float = 0.0):
-        """FRAMES frames GAP_S apart; ``quiet_s``: a silence before the last one (a slow tool
-        call), with a comment line every ``ping_s`` if set; ``hint``: X-Accel-Buffering: no."""
-        async def frames():
-            for i in range(FRAMES):
-                if i == FRAMES - 1 and quiet_s:
-                    waited = 0.0
-                    while waited < quiet_s:
-                        step = min(ping_s or quiet_s, quiet_s - waited)
-                        await asyncio.sleep(step)
-                        waited += step
-                        if ping_s:
-                            yield ": ping\n"
-                yield f"id: {i + 1}\ndata: frame {i + 1}\n\n"
-                await asyncio.sleep(GAP_S)
-            yield "event: done\ndata: {}\n\n"
-        headers = {"X-Accel-Buffering": "no"} if hint else {}
-        return StreamingResponse(frames(), media_type="text/event-stream", headers=headers)
-
-    @app.get("/big.json")
-    async def big():
-        return {"items": ["the same words again"] * 200}
-
-    return app
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    server = serve_in_background(_tiny_app())
+    server = serve_in_background(paced_sse_app())
     yield server
     server.stop()
 

@@ -6,7 +6,9 @@
 
 ``buffering=True`` and ``http_version="1.0"`` restore nginx's defaults (``proxy_buffering on``,
 ``proxy_http_version 1.0``), to show what they do to streams; ``read_timeout_s`` is ``proxy_read_timeout``; ``http2=True`` serves HTTPS with HTTP/2 on a
-throwaway self-signed certificate (``cert_path`` for clients that want to trust it).
+throwaway self-signed certificate (``cert_path`` for clients that want to trust it);
+``location`` replaces the directives of the template's ``location /`` block (lesson 12 and its
+check put a learner's directives there: the rest of the config stays the template's).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import atexit
 import contextlib
 import datetime
 import os
+import re
 import shutil
 import signal
 import socket
@@ -68,16 +71,33 @@ def self_signed_certificate(directory: Path, host: str = "127.0.0.1") -> tuple[P
     return cert_path, key_path
 
 
+LOCATION_BLOCK = re.compile(r"(\n(\s*)location / \{\n)(.*?)(\n\2\}\n)", re.S)
+
+
 def render(upstreams: list[tuple[str, int]], *, prefix: Path, listen: str, buffering: bool = False,
-           http_version: str = "1.1", read_timeout_s: float = READ_TIMEOUT_S, tls: str = "") -> str:
-    """The template filled in: only its own ``${UPPER_CASE}`` names (nginx's ``$host`` stays)."""
+           http_version: str = "1.1", read_timeout_s: float = READ_TIMEOUT_S, tls: str = "",
+           location: str | None = None) -> str:
+    """The template filled in: only its own ``${UPPER_CASE}`` names (nginx's ``$host`` stays);
+    ``location``: other directives for ``location /`` (the upstream is ``reference_server``)."""
     user = "user root;" if os.geteuid() == 0 else ""  # as root, workers would drop to nobody
     servers = "\n        ".join(f"server {host}:{port} max_fails=0;" for host, port in upstreams)
     values = dict(NGINX_PREFIX=str(prefix), LISTEN=listen, UPSTREAM_SERVERS=servers, USER_DIRECTIVE=user,
                   PROXY_BUFFERING="on" if buffering else "off", PROXY_HTTP_VERSION=http_version,
                   PROXY_READ_TIMEOUT=f"{max(1, round(read_timeout_s))}s", TLS=tls)
-    return "".join(line if line.lstrip().startswith("#") else Template(line).safe_substitute(values)
+    text = "".join(line if line.lstrip().startswith("#") else Template(line).safe_substitute(values)
                    for line in TEMPLATE.read_text().splitlines(keepends=True))  # comments as they are
+    if location is not None:
+        def swap(match: re.Match) -> str:
+            indent = match.group(2) + "    "
+            body = "\n".join(indent + line.strip() for line in location.strip("\n").splitlines())
+            return match.group(1) + body + match.group(4)
+        text = LOCATION_BLOCK.sub(swap, text, count=1)
+    return text
+
+
+def location_first_line(config: str) -> int:
+    """The line number (1-based) of the first directive inside ``location /`` in ``config``."""
+    return config[:config.index("location / {")].count("\n") + 2
 
 
 class Nginx:
@@ -85,7 +105,7 @@ class Nginx:
 
     def __init__(self, upstreams: list[tuple[str, int]], *, host: str = "127.0.0.1", port: int = 0,
                  buffering: bool = False, http_version: str = "1.1", read_timeout_s: float = READ_TIMEOUT_S,
-                 http2: bool = False) -> None:
+                 http2: bool = False, location: str | None = None) -> None:
         binary = nginx_binary()
         if binary is None:
             raise FileNotFoundError(f"nginx not found: {INSTALL_HINT}")
@@ -94,6 +114,7 @@ class Nginx:
         self.host, self.port = host, port
         self.buffering, self.http_version = buffering, http_version
         self.read_timeout_s, self.http2 = read_timeout_s, http2
+        self.location = location
         self.prefix = Path(tempfile.mkdtemp(prefix="workshop-nginx-"))
         self.cert_path: Path | None = None
         self.process: subprocess.Popen | None = None
@@ -116,7 +137,7 @@ class Nginx:
         conf = self.prefix / "nginx.conf"
         conf.write_text(render(self.upstreams, prefix=self.prefix, listen=listen,
                                buffering=self.buffering, http_version=self.http_version,
-                               read_timeout_s=self.read_timeout_s, tls=tls))
+                               read_timeout_s=self.read_timeout_s, tls=tls, location=self.location))
         return conf
 
     def start(self, timeout: float = 15) -> Nginx:
