@@ -81,9 +81,20 @@ SSE_RESPONSE = {200: {"description": "The turn's SSE frames", "content": {"text/
 TURN_HEADER = "X-Turn-Id"  # which turn a stream carries; resume with ?turn= to refuse any other
 
 
-def sse_response(frames: AsyncIterator[bytes], turn_id: str) -> StreamingResponse:
+def sse_response(frames: AsyncIterator[bytes], turn_id: str, request: Request | None = None) -> StreamingResponse:
+    if request is not None and (release := getattr(request.state, "release_stream_slot", None)):
+        frames = released_at_end(frames, release)
     return StreamingResponse(frames, media_type="text/event-stream",
                              headers={**SSE_HEADERS, TURN_HEADER: turn_id})
+
+
+async def released_at_end(frames: AsyncIterator[bytes], release) -> AsyncIterator[bytes]:
+    """``frames``, then the caller's stream slot freed (per-user stream limit, quotas.py)."""
+    try:
+        async for frame in frames:
+            yield frame
+    finally:
+        await release()
 
 
 def history_event(event: Event) -> dict:
@@ -195,9 +206,12 @@ async def turn_manager(request: Request) -> TurnManager:
 
 
 async def stream_slot(request: Request, user: Annotated[str, Depends(current_user)]) -> AsyncIterator[None]:
-    """One of the caller's stream slots, held until the response has ended (FastAPI ends a
-    dependency with yield after the response), or 429 ``TOO_MANY_STREAMS`` before it."""
-    async with request.app.state.quotas.stream(user):
+    """One of the caller's stream slots, or 429 ``TOO_MANY_STREAMS`` before the response. Held
+    until the stream's last frame has gone (``sse_response``); at the latest until the response
+    has ended (FastAPI ends a dependency with yield after it), which is too late for a client
+    that sends its next message as soon as it has read the last frame."""
+    async with request.app.state.quotas.stream(user) as release:
+        request.state.release_stream_slot = release
         yield
 
 
@@ -237,7 +251,7 @@ async def resume(request: Request, session_id: str, turns: TurnManager, *,
             code = not_started(whole.frames) if whole is not None else None
             if code is not None:
                 raise _not_started_error(code)
-    return sse_response(turns.follow(session_id, after), tail.turn_id)
+    return sse_response(turns.follow(session_id, after), tail.turn_id, request)
 
 
 IDEMPOTENCY_KEY_CHARS = 128
@@ -339,7 +353,7 @@ async def post_message(
     if turn is None and key is not None and (repeat := await repeat_of(session.id, turns, key)):
         return repeat  # the same message, sent twice at once: one turn, two readers
     await first_event_or_refusal(request, turn)
-    return sse_response(turns.follow(turn.session_id), turn.turn_id)
+    return sse_response(turns.follow(turn.session_id), turn.turn_id, request)
 
 
 async def start_turn(request: Request, turns: TurnManager, user_id: str, session_id: str,
@@ -447,6 +461,8 @@ def ui_message_response(request: Request, turns: TurnManager, session_id: str,
                 task = asyncio.create_task(turns.cancel(turn, "client_closed"))
                 _stopping.add(task)
                 task.add_done_callback(_stopping.discard)
+            if release := getattr(request.state, "release_stream_slot", None):
+                await release()  # the stream limit's slot, as the last chunk goes (stream_slot)
 
     return StreamingResponse(body(), media_type="text/event-stream",
                              headers={**UI_MESSAGE_STREAM_HEADERS, TURN_HEADER: turn_id})

@@ -39,7 +39,7 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -235,12 +235,13 @@ class QuotaGuard:
 
     # -- streams ----------------------------------------------------------------------------
     @contextlib.asynccontextmanager
-    async def stream(self, user: str) -> AsyncIterator[None]:
+    async def stream(self, user: str) -> AsyncIterator[Callable[[], Awaitable[None]] | None]:
         """Hold one of ``user``'s stream slots for the block (the whole response), or raise the
-        429 at once."""
+        429 at once. Yields a function that frees the slot before the block ends (None when
+        streams are not limited)."""
         limit = self.quotas.max_streams
         if limit is None:
-            yield
+            yield None
             return
         try:
             release = await (self._take_shared(user, limit) if self.quotas.redis_url
@@ -250,11 +251,19 @@ class QuotaGuard:
         except Exception:
             logger.warning("quotas: the limits' store failed: stream let through", exc_info=True)
             release = _nothing_to_release
+        released = False
+
+        async def release_once() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                with contextlib.suppress(Exception):  # Redis gone: the slot expires by itself
+                    await asyncio.shield(release())
+
         try:
-            yield
+            yield release_once  # the caller may free the slot earlier (as its last frame goes)
         finally:
-            with contextlib.suppress(Exception):  # Redis gone: the slot expires by itself
-                await asyncio.shield(release())
+            await release_once()
 
     def _full(self, limit: int):
         self._refused("streams")

@@ -210,6 +210,21 @@ def test_a_client_that_leaves_frees_its_slot(emulator):
         assert client.get(f"/api/sessions/{first}/events", headers=ALICE).json()["running"]
 
 
+def test_with_one_stream_a_client_that_sends_as_soon_as_an_answer_ends_is_let_in(emulator):
+    """The slot frees as the last frame goes, not after the response has ended: a client that
+    reads an answer to its end and sends the next message at once is never refused
+    TOO_MANY_STREAMS (it was, every time, while the slot was held until the response ended)."""
+    emulator.set_pacing(first_token_s=0, chunk_s=0)
+    with limited(max_streams=1) as client:
+        session_id = new_session(client)
+        for text in ("Count to 3",) * 6:  # one after the other, no pause
+            assert turn(client, session_id, text)[-1].event == "done"
+        chat = client.post("/api/chat", headers=ALICE, json={
+            "id": "c1", "messages": [{"id": "m1", "role": "user", "parts": [{"type": "text", "text": "Hi"}]}]})
+        assert chat.status_code == 200, chat.text
+        assert turn(client, session_id, "Count to 3")[-1].event == "done"
+
+
 # -- tokens per turn ----------------------------------------------------------------------------
 def test_a_turn_over_its_token_budget_ends_with_an_error_frame(emulator, caplog):
     # The emulator's default model thinks first (47 thought tokens in its first chunk): they count.
