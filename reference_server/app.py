@@ -20,7 +20,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, HTMLResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from google.adk.agents import BaseAgent
 from google.adk.agents.run_config import RunConfig, StreamingMode
@@ -41,6 +41,7 @@ from .ai_sdk import (
     chat_session_id,
 )
 from .auth import TOKENS_ENV, JwtVerifier, make_current_user, parse_tokens
+from .drain import DEFAULT_DRAIN_S, RESTARTING, Drain, drain_s_from_env
 from .errors import STREAM_ERRORS, api_error, error_body, install_error_handlers
 from .messages import MAX_BODY_BYTES, MessageIn, read_json, read_message
 from .model_responses import model_client_kwargs
@@ -132,6 +133,8 @@ class Settings:
     # that leaves cancels the turn at once. False: the grace period, as the native endpoint
     # (a useChat with `resume: true` reconnects through GET /api/chat/{id}/stream).
     chat_cancel_on_disconnect: bool = True
+    # SIGTERM: running turns get this long to finish, then are handed over (drain.py).
+    drain_s: float = DEFAULT_DRAIN_S
 
     def __post_init__(self) -> None:
         if self.session_service is None:  # the one default, however the settings were made
@@ -152,6 +155,7 @@ class Settings:
             overrides["session_service"] = session_service_from_env(environ)
         overrides.setdefault("observability", Observability.from_env(environ))
         overrides.setdefault("jwt", JwtVerifier.from_env(environ))
+        overrides.setdefault("drain_s", drain_s_from_env(environ))
         if "replay_store" not in overrides:  # WORKSHOP_REPLAY_STORE=database: shared by processes
             overrides["replay_store"] = replay_store_from_env(
                 environ, overrides.get("replay_ttl_s", DEFAULT_REPLAY_TTL_S))
@@ -246,6 +250,8 @@ async def repeat_of(session_id: str, turns: TurnManager, key: str) -> Response |
     tail = await turns.store.read(session_id, 0)
     if tail is None or tail.key != key or (tail.finished and not_started(tail.frames)):
         return None
+    if tail.finished and tail.frames and tail.frames[-1].code == RESTARTING:
+        return None  # handed over by a draining server, and rewound: a new attempt
     return sse_response(turns.follow(session_id, 0), tail.turn_id)
 
 
@@ -261,8 +267,10 @@ async def index(request: Request):
 
 
 @router.get("/healthz")
-async def healthz() -> dict:
-    return {"status": "ok"}
+async def healthz(request: Request) -> Response:
+    if request.app.state.drain.draining:  # a load balancer stops sending new requests here
+        return JSONResponse({"status": "draining"}, status_code=503)
+    return JSONResponse({"status": "ok"})
 
 
 @router.post("/api/sessions", status_code=201)
@@ -318,6 +326,7 @@ async def post_message(
         return await resume(request, session.id, turns, missing_status=409)
     if key is not None and (repeat := await repeat_of(session.id, turns, key)):
         return repeat
+    request.app.state.drain.refuse_new_turn()  # 503 SERVER_DRAINING: retried on another worker
     turn = await turns.start(session.user_id, session.id, message.text, key)
     if turn is None and key is not None and (repeat := await repeat_of(session.id, turns, key)):
         return repeat  # the same message, sent twice at once: one turn, two readers
@@ -329,6 +338,7 @@ async def start_turn(request: Request, turns: TurnManager, user_id: str, session
                      text: str) -> Turn:
     """``post_message``'s start, without its resume and Idempotency-Key paths (for /api/chat):
     409 if a turn of the session runs; 503 if the model failed before its first event."""
+    request.app.state.drain.refuse_new_turn()
     turn = await turns.start(user_id, session_id, text)
     await first_event_or_refusal(request, turn)
     return turn
@@ -485,10 +495,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store = InMemoryReplayStore(ttl_s=settings.replay_ttl_s)
     turns = TurnManager(runner, store, settings.run_config, grace_s=settings.resume_grace_s,
                         observability=settings.observability)
+    drain = Drain(turns, settings.drain_s)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        await drain.run()  # already done under DrainingServer (python -m reference_server)
         await turns.close()
         await runner.close()
 
@@ -501,6 +513,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.runner = runner
     app.state.turns = turns
+    app.state.drain = drain
     app.state.current_user = make_current_user(settings.tokens, settings.jwt)
     install_error_handlers(app)
     if settings.cors_origins:  # closed by default: no CORS header, so browsers block other origins
