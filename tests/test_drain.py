@@ -219,3 +219,29 @@ def test_sse_client_sends_the_message_again_when_its_worker_restarts(cluster, em
     with httpx.Client(base_url=cluster.nginx.url, timeout=30) as client:
         assert [a for a, _ in _history(client, session_id)] == ["user", "model"]
     cluster.restart(owner)
+
+
+def test_the_chat_page_sends_the_message_again_when_its_worker_restarts(cluster, emulator):
+    """The chat page through nginx: its worker gets SIGTERM mid-answer; the page clears the cut
+    answer, sends the message again, and shows the whole answer from the other worker."""
+    from test_browser_chat import chromium
+
+    emulator.set_pacing(chunk_s=CHUNK_S)
+    with chromium() as browser:
+        page = browser.new_page()
+        page.goto(f"{cluster.nginx.url}/?token={TOKEN}")
+        page.wait_for_selector("#message:not([disabled])", timeout=15000)
+        page.fill("#message", f"Count to {LONG_N}")
+        page.press("#message", "Enter")
+        page.wait_for_function("document.querySelector('.turn:last-child .answer')?.textContent.length > 8",
+                               timeout=30000)
+        owner = cluster.owner()
+        cluster.workers[owner].terminate()
+        page.wait_for_selector(".turn:last-child[data-state=done]", timeout=90000)
+        answer = page.inner_text(".turn:last-child .bubble.model")
+        session_id = page.evaluate("document.getElementById('connection').dataset.session")
+    assert _numbers(answer) == list(range(1, LONG_N + 1))  # the whole answer, once
+    assert len(emulator.requests) == 2  # the cut one and the one sent again
+    with httpx.Client(base_url=cluster.nginx.url, timeout=30) as client:
+        assert [a for a, _ in _history(client, session_id)] == ["user", "model"]
+    cluster.restart(owner)
