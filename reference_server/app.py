@@ -298,7 +298,7 @@ async def create_session(request: Request, user: Annotated[str, Depends(current_
            (415, "UNSUPPORTED_MEDIA_TYPE", "Body not declared as JSON"),
            (422, "INVALID_REQUEST", "JSON of the wrong shape"),
            (503, "MODEL_UNAVAILABLE", "The model failed before the first byte "
-                                      "(also RATE_LIMITED), after retries")]},
+                                      "(also RATE_LIMITED), after retries; or SERVER_DRAINING")]},
 )
 async def post_message(
     request: Request,
@@ -500,7 +500,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
-        await drain.run()  # already done under DrainingServer (python -m reference_server)
+        # Done already under DrainingServer (python -m reference_server); under another server
+        # the connections are closed by now: wait for the turns only if others can read them.
+        await drain.run(wait=turns.store.shared)
         await turns.close()
         await runner.close()
 

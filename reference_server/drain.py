@@ -15,8 +15,9 @@
 uvicorn closes its listening socket and then waits for open connections *before* the app's
 lifespan ends, so a drain that starts in the lifespan's exit comes too late for the streams:
 ``DrainingServer`` (what ``python -m reference_server`` runs) drains first, then lets uvicorn
-shut down. Under another server the lifespan's exit still drains (step 3 then reaches only the
-clients that resume through a shared replay store).
+shut down. Under another server the lifespan's exit still drains, once that server has closed
+the connections: step 2 only with a shared replay store (clients resume on another worker),
+step 3 always (the session keeps no half answer).
 """
 
 from __future__ import annotations
@@ -85,22 +86,24 @@ class Drain:
             raise api_error(503, DRAINING, MESSAGES[DRAINING],
                             headers={"Retry-After": str(DRAINING_RETRY_AFTER_S)})
 
-    async def run(self) -> None:
-        """Drain (once; a second call waits for the first)."""
+    async def run(self, wait: bool = True) -> None:
+        """Drain (once; a second call waits for the first). ``wait=False``: hand the running
+        turns over at once (nobody can read their rest: the connections are closed already
+        and the replay store is this process's own)."""
         self.draining = True
         if self._run is None:
-            self._run = asyncio.create_task(self._drain(), name="drain")
+            self._run = asyncio.create_task(self._drain(self.drain_s if wait else 0.0), name="drain")
         await asyncio.shield(self._run)
 
     def _running(self) -> list:
         return [t for t in list(self.turns.turns.values()) if t.running]
 
-    async def _drain(self) -> None:
+    async def _drain(self, drain_s: float) -> None:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.drain_s
+        deadline = loop.time() + drain_s
         running = self._running()
         if running:
-            logger.info("draining: %d turn(s) running, waiting up to %.1f s", len(running), self.drain_s)
+            logger.info("draining: %d turn(s) running, waiting up to %.1f s", len(running), drain_s)
         while running and loop.time() < deadline:  # a turn that started just before the flag counts
             waits = [asyncio.create_task(t.finished.wait()) for t in running]
             await asyncio.wait(waits, timeout=deadline - loop.time())
