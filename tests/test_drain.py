@@ -100,13 +100,13 @@ def _session(client: httpx.Client) -> str:
     return client.post("/api/sessions", headers=AUTH).json()["session_id"]
 
 
-def _text(frames) -> str:
-    """The answer: the text of the non-partial events."""
+def _text(frames, partial: bool = False) -> str:
+    """The answer: the text of the non-partial events (``partial``: of the pieces streamed)."""
     text = ""
     for sse in frames:
         if sse.event == "message" and sse.data:
             event = json.loads(sse.data)
-            if not event.get("partial"):
+            if bool(event.get("partial")) == partial:
                 text += "".join(p.get("text", "") for p in (event.get("content") or {}).get("parts") or [])
     return text
 
@@ -174,7 +174,8 @@ def test_a_long_turn_is_handed_over_and_answered_whole_by_the_other_worker(clust
         error = json.loads(end.data)["error"]
         assert error["code"] == "SERVER_RESTARTING" and error["retry"] == "resend"
         assert ended_after >= DRAIN_S * 0.9  # it had its drain time first
-        assert len(_numbers(_text(seen))) < LONG_N  # it was cut
+        assert _text(seen) == ""  # it was cut: pieces of the answer, never the whole
+        assert 0 < len(_numbers(_text(seen, partial=True))) < LONG_N
 
         # The client sends the same message again: the other worker answers it whole.
         with connect_sse(client, "POST", f"/api/sessions/{session_id}/messages",
