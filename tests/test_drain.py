@@ -6,6 +6,7 @@ answer stays in the session; the worker restarted on the same port serves again.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -16,8 +17,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import HTTPException
 from httpx_sse import connect_sse
 
+from reference_server import Settings, create_app
+from reference_server.app import repeat_of
+from reference_server.turns import live_events
 from workshop.servers.nginx import INSTALL_HINT, Nginx, nginx_binary
 from workshop.servers.scaleout import ServerProcess, start_processes
 
@@ -30,7 +35,6 @@ SHORT_N = 8  # about 0.4 s of answer: well inside the drain (ratio 7)
 LONG_N = 200  # about 10 s: well past it (ratio 3)
 
 
-@pytest.fixture(autouse=True)
 def _needs_nginx():
     if nginx_binary() is None:
         if os.environ.get("CI"):
@@ -78,6 +82,7 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster(gemini_emulator_session, tmp_path_factory):
+    _needs_nginx()
     db = tmp_path_factory.mktemp("drain") / "sessions.db"
     env = {"DATABASE_URL": f"sqlite:///{db}", "WORKSHOP_REPLAY_STORE": "database",
            "WORKSHOP_TOKENS": f"{TOKEN}:dana", "WORKSHOP_METRICS": "on",
@@ -88,6 +93,50 @@ def cluster(gemini_emulator_session, tmp_path_factory):
     running.stop()
 
 
+# -- in one process: the drain itself, no HTTP ------------------------------------------------
+async def _drain_scenario(text: str, drain_s: float) -> dict:
+    """A turn of ``text`` running when the drain starts: what the drain did and left."""
+    settings = Settings(tokens={TOKEN: "dana"}, database_url="memory://", drain_s=drain_s)
+    app = create_app(settings)
+    turns, drain = app.state.turns, app.state.drain
+    session = await settings.session_service.create_session(app_name=settings.app_name, user_id="dana")
+    turn = await turns.start("dana", session.id, text, key="k1")
+    await turn.decided.wait()  # the answer is streaming
+    began = time.monotonic()
+    await drain.run()
+    took = time.monotonic() - began
+    with pytest.raises(HTTPException) as refused:
+        drain.refuse_new_turn()
+    tail = await turns.store.read(session.id, 0)
+    full = await settings.session_service.get_session(app_name=settings.app_name, user_id="dana",
+                                                      session_id=session.id)
+    await turns.close()
+    return {"took": took, "last": tail.frames[-1], "refused": refused.value,
+            "history": [e.content.role for e in live_events(full.events) if e.content],
+            "repeat": await repeat_of(session.id, turns, "k1")}
+
+
+def test_drain_lets_a_short_turn_finish(emulator):
+    emulator.set_pacing(chunk_s=CHUNK_S)
+    seen = asyncio.run(_drain_scenario(f"Count to {SHORT_N}", drain_s=30))
+    assert seen["last"].kind == "done" and seen["history"] == ["user", "model"]
+    assert seen["took"] < 30 / 2  # it returned when the turn ended, not at the bound
+    assert seen["refused"].status_code == 503 and seen["refused"].headers["Retry-After"]
+    assert seen["refused"].detail["code"] == "SERVER_DRAINING"
+
+
+def test_drain_hands_a_long_turn_over_rewound(emulator):
+    emulator.set_pacing(chunk_s=CHUNK_S)
+    seen = asyncio.run(_drain_scenario(f"Count to {LONG_N}", drain_s=0.5))
+    assert seen["took"] >= 0.5 * 0.9
+    last = seen["last"]
+    assert (last.kind, last.code) == ("error", "SERVER_RESTARTING")
+    assert json.loads(last.data)["error"]["retry"] == "resend"
+    assert seen["history"] == []  # neither the message nor a half answer stays
+    assert seen["repeat"] is None  # the same Idempotency-Key starts a new turn, no replay
+
+
+# -- two worker processes behind nginx ---------------------------------------------------------
 def _wait_until_draining(worker: ServerProcess, timeout_s: float = 30) -> None:
     """Until the worker has handled its SIGTERM (its /healthz says 503)."""
     deadline = time.monotonic() + timeout_s
