@@ -10,7 +10,11 @@ event and a terminal frame. ``--session ID`` continues a conversation (the id is
 stderr); ``--token`` defaults to ``$SSE_TOKEN``, else ``tok-alice``.
 
 Only the answer goes to stdout, each piece once, as it arrives; tool calls and the ending go
-to stderr. Exit status: 0 after ``event: done``; 1 after ``event: error`` (its code and
+to stderr. A server that restarts mid-answer ends the stream with ``event: error`` whose JSON
+says ``"retry": "resend"`` (it kept nothing of the turn), and one that is shutting down refuses
+a new message with 503 ``SERVER_DRAINING``: the client then sends the same message again, and
+another server answers it whole (the partial answer printed so far is followed by the whole
+one on a new line). Exit status: 0 after ``event: done``; 1 after ``event: error`` (its code and
 message printed), ``event: cancelled``, a refusal before the stream (a 4xx or 5xx and its JSON
 error) or a stream that broke off without a terminal frame.
 """
@@ -44,16 +48,20 @@ def refusal(response: httpx.Response) -> str:
         return f"{response.status_code} {response.text[:200]}"
 
 
+RESEND = None  # what stream_answer returns when the server asks for the message again
+ATTEMPTS = 3
+
+
 # [snippet: httpx-sse-client]
-async def stream_answer(client: httpx.AsyncClient, session_id: str, text: str) -> int:
-    """Send one message and print the streamed answer; return the exit status."""
+async def stream_answer(client: httpx.AsyncClient, session_id: str, text: str) -> int | None:
+    """Send one message and print the streamed answer; return the exit status, or RESEND."""
     shown: dict[str, str] = {}  # ADK event id -> the text printed for it so far
     async with aconnect_sse(client, "POST", f"/api/sessions/{session_id}/messages",
                             json={"text": text}) as source:
         if source.response.status_code != 200:
             await source.response.aread()
             say(f"[refused] {refusal(source.response)}")
-            return 1
+            return RESEND if "SERVER_DRAINING" in refusal(source.response) else 1
         async for sse in source.aiter_sse():
             if sse.event == "done":
                 print(flush=True)
@@ -61,7 +69,7 @@ async def stream_answer(client: httpx.AsyncClient, session_id: str, text: str) -
             if sse.event == "error":
                 error = json.loads(sse.data)["error"]
                 say(f"\n[error] {error['code']}: {error['message']}")
-                return 1
+                return RESEND if error.get("retry") == "resend" else 1
             if sse.event == "cancelled":
                 say(f"\n[cancelled] {json.loads(sse.data).get('reason')}")
                 return 1
@@ -84,6 +92,20 @@ async def stream_answer(client: httpx.AsyncClient, session_id: str, text: str) -
 # [end snippet]
 
 
+async def send(client: httpx.AsyncClient, session_id: str, text: str) -> int:
+    """``stream_answer``, sending the message again (at most ATTEMPTS times in all) when the
+    server asks for it: nothing of the first attempt stayed in the session."""
+    for attempt in range(ATTEMPTS):
+        if attempt:
+            print(flush=True)  # the whole answer starts on a line of its own
+            say(f"[resending] attempt {attempt + 1} of {ATTEMPTS}")
+            await asyncio.sleep(0.5 * attempt)
+        status = await stream_answer(client, session_id, text)
+        if status is not RESEND:
+            return status
+    return 1
+
+
 async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("text", nargs="+", help="the message")
@@ -104,7 +126,7 @@ async def main(argv: list[str] | None = None) -> int:
             session_id = created.json()["session_id"]
         say(f"[session {session_id}]")
         try:
-            return await stream_answer(client, session_id, " ".join(args.text))
+            return await send(client, session_id, " ".join(args.text))
         except httpx.TransportError as exc:  # connection refused, reset, or cut mid-stream
             say(f"\n[broken] {type(exc).__name__}: {exc}")
             return 1

@@ -21,7 +21,8 @@ The contract (later lessons, the browser page and the tests rely on it):
   where an event becomes a ``replay.Frame``), then exactly one terminal frame:
   ``event: done`` (success, ``{"events": n}``), ``event: error`` with
   ``{"error": {"code", "message"}}`` (codes: ``errors.STREAM_ERRORS`` and
-  ``turns.TURN_ERRORS``), or ``event: cancelled`` with ``{"reason": "cancel_requested" |
+  ``turns.TURN_ERRORS``; ``SERVER_RESTARTING`` with ``"retry": "resend"`` when a draining
+  server hands the turn over, ``drain.py``), or ``event: cancelled`` with ``{"reason": "cancel_requested" |
   "abandoned" | "shutdown"}``; then a clean close. Every frame has an ``id:``.
 - Before the first byte: 401 (token), 404 ``SESSION_NOT_FOUND`` (unknown or another
   user's session, or an id that is not 1-128 of ``[A-Za-z0-9_-]``), 409 ``TURN_IN_PROGRESS``
@@ -37,7 +38,8 @@ The contract (later lessons, the browser page and the tests rely on it):
   its first event even after google-genai's retries (``Settings.retry_options``; the
   server waits at most ``first_event_wait_s`` for that first event before it commits to the
   200 stream; the failed message is rewound out of the conversation with ADK's
-  ``Runner.rewind_async``, so its retry is not in the history twice); 429 with
+  ``Runner.rewind_async``, so its retry is not in the history twice), or ``SERVER_DRAINING``
+  after SIGTERM (``drain.py``: send it again, another server answers); 429 with
   ``Retry-After`` for a per-user limit (``quotas.py``, off unless configured:
   ``TOO_MANY_TURNS``, ``TOKEN_QUOTA_EXCEEDED``, ``TOO_MANY_STREAMS``, the last also on every
   resume), the session untouched. Every error body is

@@ -14,6 +14,7 @@ import sys
 import uvicorn
 
 from .app import Settings, create_app
+from .drain import SHUTDOWN_MARGIN_S, DrainingServer
 
 LISTEN_FD_ENV = "WORKSHOP_LISTEN_FD"  # a listening socket inherited from a parent process
 
@@ -71,11 +72,14 @@ def main() -> None:
         sock = socket.socket(fileno=int(fd))  # family and protocol (TCP: no Nagle) read from the fd
         host, port = sock.getsockname()[:2]
         sockets = [sock]
-    config = uvicorn.Config(app, host=host, port=port, log_level=os.environ.get("LOG_LEVEL", "info"))
+    # SIGTERM: DrainingServer drains first (settings.drain_s), then uvicorn waits at most
+    # this long for the streams to close before it cancels them.
+    config = uvicorn.Config(app, host=host, port=port, log_level=os.environ.get("LOG_LEVEL", "info"),
+                            timeout_graceful_shutdown=settings.drain_s + SHUTDOWN_MARGIN_S)
     logging.getLogger("uvicorn.access").addFilter(RedactTokens())
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     print(banner(settings, f"http://{shown_host}:{port}"), flush=True)
-    uvicorn.Server(config).run(sockets=sockets)
+    DrainingServer(config, app.state.drain).run(sockets=sockets)
 
 
 if __name__ == "__main__":

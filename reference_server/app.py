@@ -20,7 +20,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, HTMLResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from google.adk.agents import BaseAgent
 from google.adk.agents.run_config import RunConfig, StreamingMode
@@ -41,6 +41,7 @@ from .ai_sdk import (
     chat_session_id,
 )
 from .auth import TOKENS_ENV, JwtVerifier, make_current_user, parse_tokens
+from .drain import DEFAULT_DRAIN_S, RESTARTING, Drain, drain_s_from_env
 from .errors import STREAM_ERRORS, api_error, error_body, install_error_handlers
 from .messages import MAX_BODY_BYTES, MessageIn, read_json, read_message
 from .model_responses import model_client_kwargs
@@ -146,6 +147,8 @@ class Settings:
     chat_cancel_on_disconnect: bool = True
     # Per-user limits (quotas.py: turns per minute, streams at once, tokens); off by default.
     quotas: Quotas = field(default_factory=Quotas)
+    # SIGTERM: running turns get this long to finish, then are handed over (drain.py).
+    drain_s: float = DEFAULT_DRAIN_S
 
     def __post_init__(self) -> None:
         if self.session_service is None:  # the one default, however the settings were made
@@ -168,6 +171,7 @@ class Settings:
         overrides.setdefault("observability", Observability.from_env(environ))
         overrides.setdefault("jwt", JwtVerifier.from_env(environ))
         overrides.setdefault("quotas", Quotas.from_env(environ))
+        overrides.setdefault("drain_s", drain_s_from_env(environ))
         if "replay_store" not in overrides:  # database or Redis: shared by processes
             overrides["replay_store"] = replay_store_from_env(
                 environ, overrides.get("replay_ttl_s", DEFAULT_REPLAY_TTL_S))
@@ -273,6 +277,8 @@ async def repeat_of(session_id: str, turns: TurnManager, key: str) -> Response |
     tail = await turns.store.read(session_id, 0)
     if tail is None or tail.key != key or (tail.finished and not_started(tail.frames)):
         return None
+    if tail.finished and tail.frames and tail.frames[-1].code == RESTARTING:
+        return None  # handed over by a draining server, and rewound: a new attempt
     return sse_response(turns.follow(session_id, 0), tail.turn_id)
 
 
@@ -288,8 +294,10 @@ async def index(request: Request):
 
 
 @router.get("/healthz")
-async def healthz() -> dict:
-    return {"status": "ok"}
+async def healthz(request: Request) -> Response:
+    if request.app.state.drain.draining:  # a load balancer stops sending new requests here
+        return JSONResponse({"status": "draining"}, status_code=503)
+    return JSONResponse({"status": "ok"})
 
 
 @router.post("/api/sessions", status_code=201)
@@ -319,7 +327,7 @@ async def create_session(request: Request, user: Annotated[str, Depends(current_
            (429, "TOO_MANY_TURNS", "A per-user limit, with Retry-After (also TOO_MANY_STREAMS, "
                                    "TOKEN_QUOTA_EXCEEDED): quotas.py"),
            (503, "MODEL_UNAVAILABLE", "The model failed before the first byte "
-                                      "(also RATE_LIMITED), after retries")]},
+                                      "(also RATE_LIMITED), after retries; or SERVER_DRAINING")]},
 )
 async def post_message(
     request: Request,
@@ -348,6 +356,7 @@ async def post_message(
         return await resume(request, session.id, turns, missing_status=409)
     if key is not None and (repeat := await repeat_of(session.id, turns, key)):
         return repeat
+    request.app.state.drain.refuse_new_turn()  # 503 SERVER_DRAINING: retried on another worker
     await request.app.state.quotas.admit_turn(session.user_id)  # 429 before the session is touched
     turn = await turns.start(session.user_id, session.id, message.text, key)
     if turn is None and key is not None and (repeat := await repeat_of(session.id, turns, key)):
@@ -360,6 +369,7 @@ async def start_turn(request: Request, turns: TurnManager, user_id: str, session
                      text: str) -> Turn:
     """``post_message``'s start, without its resume and Idempotency-Key paths (for /api/chat):
     409 if a turn of the session runs; 503 if the model failed before its first event."""
+    request.app.state.drain.refuse_new_turn()
     turn = await turns.start(user_id, session_id, text)
     await first_event_or_refusal(request, turn)
     return turn
@@ -488,6 +498,7 @@ async def ai_sdk_chat(request: Request, user: Annotated[str, Depends(current_use
     if text is None:
         raise api_error(422, "INVALID_REQUEST", "The last message must be the user's, with text.")
     settings: Settings = request.app.state.settings
+    request.app.state.drain.refuse_new_turn()  # 503 SERVER_DRAINING before a turn is counted
     await request.app.state.quotas.admit_turn(user)  # 429 before a session is made or touched
     session = await chat_session(settings, user, chat.id, create=True)
     turn = await start_turn(request, turns, user, session.id, text)
@@ -521,10 +532,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     quotas = QuotaGuard(settings.quotas, settings.observability)
     turns = TurnManager(runner, store, settings.run_config, grace_s=settings.resume_grace_s,
                         observability=settings.observability, meter=quotas.meter)
+    drain = Drain(turns, settings.drain_s)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        # Done already under DrainingServer (python -m reference_server); under another server
+        # the connections are closed by now: wait for the turns only if others can read them.
+        await drain.run(wait=turns.store.shared)
         await turns.close()
         await store.close()
         await runner.close()
@@ -540,6 +555,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.runner = runner
     app.state.turns = turns
     app.state.quotas = quotas
+    app.state.drain = drain
     app.state.current_user = make_current_user(settings.tokens, settings.jwt)
     install_error_handlers(app)
     if settings.cors_origins:  # closed by default: no CORS header, so browsers block other origins

@@ -51,6 +51,7 @@ from google.adk.events import Event
 from google.adk.runners import Runner
 from google.genai import types
 
+from .drain import RESTARTING, restarting_frame_data
 from .model_responses import closing_model_responses
 from .observability import Observability, TurnRecord
 from .quotas import TURN_TOKEN_LIMIT, TURN_TOKEN_LIMIT_MESSAGE, TurnMeter
@@ -345,7 +346,12 @@ class TurnManager:
             if turn.terminal is None:
                 await put(failure_frame("INTERNAL", next_id))
         finally:
-            if turn.terminal is None:
+            if turn.terminal is None and turn.cancel_reason == RESTARTING:
+                # Handed over by a draining server (drain.py): no half answer stays in the
+                # session, and the client is told to send the message again.
+                await self._rewind(turn)
+                await put(Frame(next_id, "error", restarting_frame_data(), RESTARTING))
+            elif turn.terminal is None:
                 reason = turn.cancel_reason or "cancelled"
                 await put(Frame(next_id, "cancelled", json.dumps({"reason": reason})))
             turn.decided.set()

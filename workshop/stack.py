@@ -68,6 +68,8 @@ class Stack:
 
     def stop(self) -> None:
         self.nginx.stop()
+        for worker in self.workers:  # SIGTERM to all first: they drain at the same time
+            worker.terminate()
         for worker in self.workers:
             worker.stop()
 

@@ -129,7 +129,10 @@ function restore({ events, running }) {
   }
   setTimeout(() => ui.transcript.setAttribute("aria-live", "polite"), 1000);
   follow.stick();
-  if (live) run(new Turn(ui.transcript, live.text), (signal) => client.resume(sessionId, "0", null, signal));
+  if (live) {
+    run(new Turn(ui.transcript, live.text), (signal) => client.resume(sessionId, "0", null, signal),
+      (signal) => client.sendMessage(sessionId, live.text, signal));
+  }
 }
 
 // Read one stream to its end. A resumed stream (Last-Event-ID) is read the same way, into the
@@ -144,6 +147,7 @@ async function consume(response, turn) {
       return;
     } else if (frame.type === "error") {
       const { error } = JSON.parse(frame.data);
+      if (error?.retry === "resend") throw new ResendError(error.code, error.message ?? "");
       turn.showError(error?.code ?? "ERROR", error?.message ?? "");
       turn.finish("error");
       return;
@@ -200,21 +204,48 @@ async function consumeResuming(response, turn, signal) {
   }
 }
 
+// A server that restarts mid-answer hands the turn over: the stream ends with an error whose
+// `retry` is "resend" (the server kept nothing of the answer), and a server shutting down
+// refuses a new message with 503 SERVER_DRAINING. Either way the same message is sent again
+// (another server answers it whole), at most RESENDS times.
+const RESENDS = 3;
+
+class ResendError extends Error {
+  constructor(code, message) {
+    super(message);
+    this.code = code;
+  }
+}
+
+function asksResend(err) {
+  return err instanceof ResendError || (err instanceof ApiError && err.code === "SERVER_DRAINING");
+}
+
 // Run one turn: `open(signal)` makes the request (a new message, or a resume after a
-// reload); its stream is read into `turn`, resuming after drops.
-async function run(turn, open) {
+// reload); its stream is read into `turn`, resuming after drops. `resend(signal)` sends the
+// message again when the server asks for it.
+async function run(turn, open, resend = open) {
   const controller = new AbortController();
   running = { controller, turn };
   setBusy(true);
   let refused = false;
   try {
-    const response = await open(controller.signal);
-    await consumeResuming(response, turn, controller.signal);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const response = await (attempt ? resend : open)(controller.signal);
+        await consumeResuming(response, turn, controller.signal);
+        break;
+      } catch (err) {
+        if (controller.signal.aborted || !asksResend(err) || attempt === RESENDS) throw err;
+      }
+      turn.restart("The server restarted · sending the message again…");
+      await sleep(250 * (attempt + 1), controller.signal);
+    }
   } catch (err) {
     refused = err instanceof ApiError && err.status === 401;
     if (controller.signal.aborted) {
       turn.finish("stopped");
-    } else if (err instanceof ApiError) {
+    } else if (err instanceof ApiError || err instanceof ResendError) {
       turn.showError(err.code, err.message);
       turn.finish("error");
     } else if (err instanceof StreamCutError) {

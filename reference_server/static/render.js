@@ -255,6 +255,21 @@ export class Turn {
     this.body.append(box);
   }
 
+  // The server handed the turn over (it restarted mid-answer and kept nothing of it): the
+  // message is sent again, so the answer so far goes, and the next stream starts afresh.
+  restart(text) {
+    this.body.replaceChildren();
+    this.messages.clear();
+    this.calls.clear();
+    this.events = 0;
+    this.usage = null;
+    this.modelError = null;
+    this.lastEventId = "";
+    this.turnId = null;
+    this.phase = "waiting";
+    this.note(text);
+  }
+
   // A line of status while the turn streams (e.g. reconnecting).
   note(text) {
     this.notice = text;

@@ -6,7 +6,8 @@ front of them), load tests and lessons.
 
 ``ServerProcess`` runs ``python -m reference_server`` on a free loopback port with the
 given environment (``DATABASE_URL``, ``WORKSHOP_TOKENS``, ``GOOGLE_GEMINI_BASE_URL``...) and
-waits for ``/healthz``; ``stop()`` sends SIGTERM (uvicorn drains), then kills after a timeout.
+waits for ``/healthz``; ``stop()`` sends SIGTERM (the server drains: reference_server/drain.py),
+then kills after a timeout.
 The port is bound here and the listening socket handed to the child (``WORKSHOP_LISTEN_FD``):
 a port found free and bound later by the child could be taken in between by another server,
 which would then answer the health check in its place. ``start_processes(n, env)`` starts
@@ -29,6 +30,7 @@ from collections.abc import Mapping
 import httpx
 
 from reference_server.__main__ import LISTEN_FD_ENV
+from reference_server.drain import SHUTDOWN_MARGIN_S, drain_s_from_env
 
 from .background import tcp_socket
 
@@ -93,12 +95,26 @@ class ServerProcess:
     def start(self, timeout: float = 30) -> ServerProcess:
         return self.launch().wait_ready(timeout)
 
-    def stop(self, timeout: float = 5) -> None:
-        """SIGTERM (uvicorn closes the port and drains), then SIGKILL after ``timeout``."""
+    @property
+    def drain_s(self) -> float:
+        """How long the server lets running turns finish after SIGTERM (reference_server/drain.py)."""
+        return drain_s_from_env(self.env)
+
+    def terminate(self) -> None:
+        """SIGTERM without waiting: the server drains (no new turns, running ones finish or are
+        handed over) while the caller watches; ``stop()`` then waits for the exit."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+    def stop(self, timeout: float | None = None) -> None:
+        """SIGTERM (the server drains, then uvicorn closes the port), then SIGKILL after
+        ``timeout`` (default: the drain and uvicorn's graceful shutdown, and 5 s more)."""
         self._sock.close()  # never launched: free the port
         if self.process is None or self.process.poll() is not None:
             return
         atexit.unregister(self.stop)
+        if timeout is None:
+            timeout = self.drain_s + SHUTDOWN_MARGIN_S + 5
         self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(timeout)
