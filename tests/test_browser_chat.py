@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -24,25 +23,12 @@ from google.genai import types
 
 from reference_server import STREAM_ERRORS, Settings, create_app, get_weather
 from workshop.servers.background import BackgroundServer
+from workshop.servers.seven_streams import CHROMIUM_ARGS, find_chromium
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
 TOKEN = "tok-browser"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-
-
-def find_chromium() -> str | None:
-    """Debian's chromium (or $CHROMIUM_PATH)."""
-    for candidate in (os.environ.get("CHROMIUM_PATH"), "chromium", "chromium-browser", "/usr/bin/chromium"):
-        if candidate and (path := shutil.which(candidate)):
-            return path
-    return None
-
-
 def _no_browser(reason: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"{reason}; CI must run the browser tests (.ci/run installs chromium)")

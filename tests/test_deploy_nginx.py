@@ -4,7 +4,6 @@ The server's contract across workers behind it is in tests/test_scale_out.py. Wi
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import shutil
@@ -17,8 +16,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI
-from fastapi.responses import StreamingResponse
 from httpx_sse import connect_sse
 
 from workshop.servers import serve_in_background
@@ -244,60 +241,24 @@ def test_make_serve_prod_starts_nginx_and_workers_and_stops_them_on_ctrl_c(tmp_p
 
 
 # -- HTTP/2 at the proxy: a browser's seventh stream ------------------------------------------
-STREAM_S = 3.0  # each stream stays open this long
-PAGE = """<!doctype html><meta charset="utf-8"><title>seven streams</title><script>
-async function sevenStreams() {
-  const t0 = performance.now();
-  const one = async (i) => {
-    const response = await fetch(`/slow?i=${i}`);
-    const reader = response.body.getReader();
-    await reader.read();  // the first frame
-    const first = performance.now() - t0;
-    while (!(await reader.read()).done) {}
-    return first;
-  };
-  const firsts = await Promise.all([0, 1, 2, 3, 4, 5, 6].map(one));
-  const protocols = performance.getEntriesByType("resource").map((e) => e.nextHopProtocol);
-  return {firsts, protocols};
-}
-</script>"""
-
-
-def _seven_streams_app() -> FastAPI:
-    from fastapi.responses import HTMLResponse
-
-    app = FastAPI()
-
-    @app.get("/page")
-    async def page():
-        return HTMLResponse(PAGE)
-
-    @app.get("/slow")
-    async def slow(i: int):
-        async def frames():
-            yield f"data: stream {i} open\n\n"
-            await asyncio.sleep(STREAM_S)
-            yield "event: done\ndata: {}\n\n"
-        return StreamingResponse(frames(), media_type="text/event-stream")
-
-    return app
-
-
 def test_over_http2_a_seventh_concurrent_stream_does_not_wait(tmp_path):
     """A browser opens at most 6 HTTP/1.1 connections to one origin: the seventh stream waits
     for one of the first six to end. Over HTTP/2 (nginx with TLS) all seven share one connection."""
-    from test_browser_chat import chromium
+    from workshop.servers.seven_streams import (
+        STREAM_S,
+        browser_missing,
+        in_browser,
+        seven_streams_app,
+    )
 
-    app = serve_in_background(_seven_streams_app())
+    if reason := browser_missing():
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}; CI must run the browser tests (.ci/run installs chromium)")
+        pytest.skip(reason)
+    app = serve_in_background(seven_streams_app())
     try:
-        with chromium() as browser, Nginx([_address(app)]) as h1, Nginx([_address(app)], http2=True) as h2:
-            results = {}
-            for name, proxy in (("http/1.1", h1), ("h2", h2)):
-                context = browser.new_context(ignore_https_errors=True)
-                page = context.new_page()
-                page.goto(f"{proxy.url}/page")
-                results[name] = page.evaluate("sevenStreams()")
-                context.close()
+        with Nginx([_address(app)]) as h1, Nginx([_address(app)], http2=True) as h2:
+            results = in_browser({"http/1.1": f"{h1.url}/page", "h2": f"{h2.url}/page"})
     finally:
         app.stop()
     h1_firsts = sorted(results["http/1.1"]["firsts"])
