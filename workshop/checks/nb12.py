@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import time
+from pathlib import Path
 
 import httpx
 
@@ -28,12 +29,24 @@ from ._report import fail, passed
 SERVER_PING_S = KEEPALIVE_S  # the reference server's `: ping` interval on a quiet stream
 QUIET_S = SERVER_PING_S + 1  # the check's silence: one ping interval, and a margin
 FRAMES, GAP_S = 6, 0.3  # the paced stream: frames over (FRAMES - 1) * GAP_S seconds
-# The burst: 64 MiB as fast as the connection takes them, to a client that reads its first frame
-# and then nothing for up to BURST_WAIT_S. nginx with proxy_buffering on reads it all ahead (into
-# its buffers, then a temp file); with it off the client holds the worker back, and the socket
-# buffers on the way (autotuned on Linux loopback) let about 8-12 MiB through: measured, well
-# under half. Buffering on took under 1 s for all of it with 4 busy loops on 2 cores.
-BURST_FRAMES, BURST_FRAME_BYTES, BURST_WAIT_S = 1024, 65536, 5.0
+
+
+def _burst_frames(frame_bytes: int = 65536) -> int:
+    """The burst: frames as fast as the connection takes them, to a client that reads the first
+    and then nothing for up to BURST_WAIT_S. nginx with proxy_buffering on reads it all ahead (into
+    its buffers, then a temp file); with it off the client holds the worker back, and the socket
+    buffers on the way (Linux autotunes them on loopback) let 2-3 times the largest TCP send buffer
+    through: measured 8-12 MB with Debian's 4 MiB, against 64 MiB here, judged at half. Buffering
+    on took all 64 MiB in under 1 s with 4 busy loops on 2 cores."""
+    try:
+        send_max = int(Path("/proc/sys/net/ipv4/tcp_wmem").read_text().split()[2])
+    except (OSError, ValueError, IndexError):
+        send_max = 4 * 2**20
+    return min(max(64 * 2**20, 16 * send_max), 256 * 2**20) // frame_bytes
+
+
+BURST_FRAME_BYTES, BURST_WAIT_S = 65536, 5.0
+BURST_FRAMES = _burst_frames(BURST_FRAME_BYTES)
 BURST_BYTES = BURST_FRAMES * BURST_FRAME_BYTES
 
 
