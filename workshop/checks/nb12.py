@@ -3,7 +3,8 @@
 The check never reads the directives: it starts Debian's nginx with them in ``location /`` of
 ``deploy/nginx.conf.template`` (upstream ``reference_server``), in front of a worker with a known
 pace (``workshop/servers/paced.py``, which sends no ``X-Accel-Buffering`` header), and judges what
-a client receives and what the worker sees.
+a client receives and what the worker sees (its request headers, and how much of a burst it could
+send to a client that stopped reading: nginx's buffering shows there).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import re
 import shutil
 import time
+from pathlib import Path
 
 import httpx
 
@@ -27,6 +29,25 @@ from ._report import fail, passed
 SERVER_PING_S = KEEPALIVE_S  # the reference server's `: ping` interval on a quiet stream
 QUIET_S = SERVER_PING_S + 1  # the check's silence: one ping interval, and a margin
 FRAMES, GAP_S = 6, 0.3  # the paced stream: frames over (FRAMES - 1) * GAP_S seconds
+
+
+def _burst_frames(frame_bytes: int = 65536) -> int:
+    """The burst: frames as fast as the connection takes them, to a client that reads the first
+    and then nothing for up to BURST_WAIT_S. nginx with proxy_buffering on reads it all ahead (into
+    its buffers, then a temp file); with it off the client holds the worker back, and the socket
+    buffers on the way (Linux autotunes them on loopback) let 2-3 times the largest TCP send buffer
+    through: measured 8-12 MB with Debian's 4 MiB, against 64 MiB here, judged at half. Buffering
+    on took all 64 MiB in under 1 s with 4 busy loops on 2 cores."""
+    try:
+        send_max = int(Path("/proc/sys/net/ipv4/tcp_wmem").read_text().split()[2])
+    except (OSError, ValueError, IndexError):
+        send_max = 4 * 2**20
+    return min(max(64 * 2**20, 16 * send_max), 256 * 2**20) // frame_bytes
+
+
+BURST_FRAME_BYTES, BURST_WAIT_S = 65536, 5.0
+BURST_FRAMES = _burst_frames(BURST_FRAME_BYTES)
+BURST_BYTES = BURST_FRAMES * BURST_FRAME_BYTES
 
 
 def nginx_available() -> bool:
@@ -64,7 +85,8 @@ async def _quiet_probe(client: httpx.AsyncClient) -> tuple[str, float, bytes]:
 
 
 def _nginx_error(proxy: Nginx, error: Exception) -> str:
-    """nginx's complaint, with the line of the config it points at."""
+    """nginx's complaint, with the line of the config it points at and the one before it (a
+    missing ';' is reported at the next line)."""
     text = str(error)
     found = re.search(r"\[emerg\] (?:\d+#\d+: )?(.*?) in \S*nginx\.conf:(\d+)", text)
     if not found:
@@ -72,7 +94,14 @@ def _nginx_error(proxy: Nginx, error: Exception) -> str:
     lines = (proxy.prefix / "nginx.conf").read_text().splitlines()
     number = int(found.group(2))
     at = lines[number - 1].strip() if 0 < number <= len(lines) else ""
-    return f"{found.group(1)}, at the line '{at}'" if at else found.group(1)
+    if not at:
+        return found.group(1)
+    before = next((line.strip() for line in reversed(lines[:number - 1])
+                   if line.strip() and not line.strip().startswith("#")), "")
+    if before.endswith(("{", "}")) or not before:
+        return f"{found.group(1)}, at the line '{at}'"
+    return (f"{found.group(1)}, at the line '{at}' (the line before it: '{before}'; a missing ';' "
+            "shows up at the next line)")
 
 
 async def check_sse_location(directives: str) -> None:
@@ -95,7 +124,7 @@ async def check_sse_location(directives: str) -> None:
                                      headers={"Accept-Encoding": "identity"}) as client:
             quiet = asyncio.create_task(_quiet_probe(client))  # runs while the others do
             try:
-                spread = await _judge(client, worker.app.state.seen)
+                spread, connection = await _judge(client, worker.app)
                 ending, took, body = await quiet
             finally:
                 if not quiet.done():
@@ -103,8 +132,8 @@ async def check_sse_location(directives: str) -> None:
                     with contextlib.suppress(asyncio.CancelledError):
                         await quiet
         if ending == "cut" or b"event: done" not in body:
-            fail(f"nginx cut the stream after {took:.0f} s of silence, before its last frame: a "
-                 f"{QUIET_S:.0f} s wait between two pings (a long tool call) does not survive.",
+            fail(f"nginx cut the stream after {took:.0f} s, before its last frame: {QUIET_S:.0f} s "
+                 "of silence (a long tool call between two pings) does not survive.",
                  f"The server sends ': ping' every {SERVER_PING_S:.0f} s on a quiet stream, so "
                  f"proxy_read_timeout must be longer than {SERVER_PING_S:.0f} s (nginx's default is "
                  "60s; 75s or more leaves a margin). A 70 s tool call then survives.")
@@ -113,13 +142,31 @@ async def check_sse_location(directives: str) -> None:
         shutil.rmtree(proxy.prefix, ignore_errors=True)
         worker.stop()
     passed(f"Frames arrived one by one (the {FRAMES} frames, sent over {(FRAMES - 1) * GAP_S:.1f} s, "
-           f"arrived over {spread:.2f} s), HTTP/1.1 to the worker without Connection: close, "
+           f"arrived over {spread:.2f} s), a client that stopped reading held the worker back (no "
+           f"proxy buffering), HTTP/1.1 to the worker with {connection} (kept connections), "
            f"no gzip on the stream, and {QUIET_S:.0f} s of silence survived ({took:.1f} s stream): "
            f"a 70 s tool call with a ping every {SERVER_PING_S:.0f} s gets through.")
 
 
-async def _judge(client: httpx.AsyncClient, seen: list) -> float:
-    """Everything but the silence; returns the seconds between the first and last frame."""
+async def _burst_sent(client: httpx.AsyncClient, app) -> int:
+    """Bytes the worker sent of its burst while the client read only the first frame: polled
+    in the worker itself (not through nginx) until nearly all or BURST_WAIT_S."""
+    async with client.stream("GET", f"/burst?frames={BURST_FRAMES}&size={BURST_FRAME_BYTES}") as response:
+        chunks = response.aiter_raw()  # kept: a dropped iterator closes the connection
+        try:
+            await anext(chunks)  # the first frame, then no more reading: nginx or the worker waits
+            deadline = time.perf_counter() + BURST_WAIT_S
+            while app.state.burst_sent < BURST_BYTES * 0.9 and time.perf_counter() < deadline:
+                await asyncio.sleep(0.1)
+            return app.state.burst_sent
+        finally:
+            await chunks.aclose()
+
+
+async def _judge(client: httpx.AsyncClient, app) -> tuple[float, str]:
+    """Everything but the silence; returns the seconds between the first and last frame, and
+    the Connection header the worker saw."""
+    seen = app.state.seen
     # 1. Does it reach the worker at all?
     response, chunks, _ = await _read(client, "/stream?frames=2&gap_s=0")
     if response.status_code == 200 and b"data: frame 2" not in _body(chunks):
@@ -169,4 +216,30 @@ async def _judge(client: httpx.AsyncClient, seen: list) -> float:
              "a new connection to it.",
              "nginx adds Connection: close upstream unless told otherwise; with proxy_http_version 1.1 "
              "clear it so the upstream's keepalive reuses connections: proxy_set_header Connection \"\";")
-    return spread
+    connections = {(s.connection or "").lower() for s in upstream}
+    if any("upgrade" in c for c in connections):
+        fail("nginx sent 'Connection: upgrade' to the worker: it asked to switch protocols, as for "
+             "a WebSocket.",
+             "SSE is a plain HTTP response, not a WebSocket upgrade: leave out the WebSocket lines "
+             "(Upgrade $http_upgrade, Connection \"upgrade\") and clear the header so the upstream's "
+             "keepalive reuses connections: proxy_set_header Connection \"\";")
+    odd = sorted(connections - {"", "keep-alive"})
+    if odd:
+        fail(f"nginx sent 'Connection: {odd[0]}' to the worker.",
+             "Over HTTP/1.1 a connection stays open unless a side says otherwise: clear the header, "
+             "proxy_set_header Connection \"\"; (keep-alive also works).")
+
+    # 4. Does a client that stops reading hold the worker back, or does nginx read ahead?
+    sent = await _burst_sent(client, app)
+    if sent > BURST_BYTES / 2:
+        fail(f"nginx buffered the response: the client read one frame and stopped, and nginx still "
+             f"took {sent / 2**20:.0f} of the worker's {BURST_BYTES / 2**20:.0f} MiB as fast as it "
+             "came, into its buffers and a temp file. When buffered frames leave is then up to nginx "
+             "(over HTTP/1.0 they wait for the end of the stream), and a client that stops reading "
+             "does not hold the worker back.",
+             "Write proxy_buffering off; in the location: nginx then passes each piece on as it comes. "
+             "add_header X-Accel-Buffering no; only adds a header to the response the browser gets, "
+             "and proxy_set_header X-Accel-Buffering no; sends it to the worker: neither changes "
+             "nginx's own buffering. The app sending X-Accel-Buffering: no would (the reference "
+             "server does), but this location is for apps that do not (ADK's /run_sse).")
+    return spread, ("Connection: keep-alive" if "keep-alive" in connections else "no Connection header")

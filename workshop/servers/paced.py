@@ -8,7 +8,9 @@ check): no ADK, no model, so every gap in what a client receives is the proxy's 
     # GET /stream?quiet_s=16&ping_s=5            ...with a `: ping` comment line every 5 s in it
     # GET /stream?hint=1                         with X-Accel-Buffering: no, as the reference server
     # GET /big.json                              a compressible JSON answer
+    # GET /burst?frames=2000&size=16384          frames as fast as the connection takes them
     app.state.seen                               what each request looked like from the worker
+    app.state.burst_sent                         bytes /burst handed to the connection so far
 
 Unlike the reference server, ``/stream`` sends no ``X-Accel-Buffering: no`` unless asked (ADK's own
 ``/run_sse`` does not send it either), so the proxy's own settings decide.
@@ -36,6 +38,7 @@ class Seen:
 def paced_sse_app() -> FastAPI:
     app = FastAPI()
     app.state.seen = []
+    app.state.burst_sent = 0
 
     @app.middleware("http")
     async def remember(request: Request, call_next):
@@ -65,6 +68,24 @@ def paced_sse_app() -> FastAPI:
             yield "event: done\ndata: {}\n\n"
         headers = {"Cache-Control": "no-cache"} | ({"X-Accel-Buffering": "no"} if hint else {})
         return StreamingResponse(body(), media_type="text/event-stream", headers=headers)
+
+    @app.get("/burst")
+    async def burst(frames: int = 2000, size: int = 16384):
+        """A short first frame, then ``frames`` frames of ``size`` bytes each as fast as the
+        connection takes them (a proxy that buffers reads them all ahead of a client that does
+        not read; one that does not is held back by it). ``app.state.burst_sent`` counts the
+        bytes handed over: uvicorn waits while its socket's buffers are full."""
+        app.state.burst_sent = 0
+        padding = "." * max(0, size - 40)
+
+        async def body():
+            yield "id: 0\ndata: frame 0\n\n"
+            for i in range(frames):
+                frame = f"id: {i + 1}\ndata: {padding}\n\n"
+                yield frame
+                app.state.burst_sent += len(frame)
+            yield "event: done\ndata: {}\n\n"
+        return StreamingResponse(body(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
     @app.get("/big.json")
     async def big():
