@@ -31,6 +31,7 @@ from collections.abc import Mapping
 import uvicorn
 
 from .errors import api_error, error_body
+from .production import _seconds
 
 logger = logging.getLogger("reference_server")
 
@@ -52,16 +53,8 @@ MESSAGES = {
 
 
 def drain_s_from_env(environ: Mapping[str, str] | None = None) -> float:
-    raw = (os.environ if environ is None else environ).get(DRAIN_ENV, "").strip()
-    if not raw:
-        return DEFAULT_DRAIN_S
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{DRAIN_ENV} must be a number of seconds, not {raw!r}") from None
-    if value < 0:
-        raise ValueError(f"{DRAIN_ENV} must be 0 or more")
-    return value
+    seconds = _seconds(os.environ if environ is None else environ, DRAIN_ENV)
+    return DEFAULT_DRAIN_S if seconds is None else seconds
 
 
 def restarting_frame_data() -> str:
