@@ -33,12 +33,17 @@ def test_stop_leaves_no_thread_and_no_port():
 
 
 def test_pacing_delays_the_first_token_and_each_chunk():
+    body = {"contents": [{"role": "user", "parts": [{"text": "Tell me about streaming in 100 words"}]}]}
     with start_emulator(first_token_s=0.2, chunk_s=0.01) as handle:
-        with httpx.stream("POST", stream_url(handle), json=BODY, headers={"x-goog-api-key": "k"}) as r:
+        with httpx.stream("POST", stream_url(handle), json=body, headers={"x-goog-api-key": "k"}) as r:
             start = time.perf_counter()
             arrivals = [time.perf_counter() - start for _ in r.iter_lines() if _]
-    assert arrivals[0] >= 0.18
-    assert arrivals[-1] - arrivals[0] >= 0.01 * (len(arrivals) - 1) * 0.8
+        sent = handle.requests[-1].sent_at
+    assert len(arrivals) >= 5 and arrivals[0] >= 0.18
+    # Each chunk waits chunk_s before it is sent (the emulator's own clock); a loaded client may
+    # read two together, so its arrivals only bound the whole spread, loosely.
+    assert all(b - a >= 0.01 * 0.9 for a, b in zip(sent, sent[1:], strict=False)), sent
+    assert arrivals[-1] - arrivals[0] >= 0.01 * (len(arrivals) - 1) * 0.5
 
 
 def test_slow_first_token_fault(emulator):
