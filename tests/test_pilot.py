@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 
 import pytest
 
@@ -102,6 +103,15 @@ def test_this_test_run_records_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv(pilot.FILE_ENV, str(tmp_path / "pilot.jsonl"))
     nb11.check_p99(right_p99)
     assert not (tmp_path / "pilot.jsonl").exists()
+
+
+def test_setup_outside_a_notebook_is_not_a_lesson(log, monkeypatch):
+    """make serve and make serve-prod call setup() too: no kernel, no notebook, no line."""
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    monkeypatch.setattr(pilot, "_notebook_path", lambda: None)
+    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
+    pilot.record_setup()
+    assert not log.exists()
 
 
 def test_opt_out(log, monkeypatch):

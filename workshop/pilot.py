@@ -92,8 +92,12 @@ def lesson_of_notebook(path: str | None) -> str | None:
 def record_setup() -> None:
     """The setup cell ran. Never raises."""
     try:
-        if enabled():
-            _append({"kind": "setup", "lesson": lesson_of_notebook(_notebook_path())})
+        if not enabled():
+            return
+        notebook = _notebook_path()
+        if notebook is None and "ipykernel" not in sys.modules:
+            return  # make serve, make serve-prod: setup() outside a notebook is no lesson
+        _append({"kind": "setup", "lesson": lesson_of_notebook(notebook)})
     except Exception:  # noqa: BLE001 - a pilot log must never break the learner's notebook
         pass
 
