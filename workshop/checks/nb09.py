@@ -122,10 +122,10 @@ class CuttingProxy:
                 keep = chunk[:end - (len(scan) - len(chunk))]  # up to the end of the last frame
                 if keep:
                     target.sendall(b"%x\r\n%s\r\n" % (len(keep), keep))
+                self.cut += 1  # counted before the client can see the end (the check reads it then)
+                self.endings.append(how)
                 if how == "clean":
                     target.sendall(b"0\r\n\r\n")
-                self.cut += 1
-                self.endings.append(how)
                 return
         except OSError:
             pass
