@@ -136,15 +136,18 @@ def _hs256_with(secret: bytes) -> str:
 
 def test_a_rotated_key_is_picked_up_by_one_refetch(issuer):
     verifier = JwtVerifier(issuer=ISSUER, audience=AUDIENCE, jwks_url=issuer.jwks_url,
-                           refetch_cooldown_s=0.5)
+                           refetch_cooldown_s=1.5)
     assert verifier.user(issuer.token()) == "dana"
     issuer.keys["k-rotated"] = _rsa()
-    time.sleep(0.6)  # past the refetch cooldown
+    # Signed before the clock matters: an RSA key takes long enough on a loaded machine to
+    # outlast a short cooldown (CI saw a second refetch).
+    rotated, other = issuer.token(kid="k-rotated"), issuer.token(kid="k-other", key=_rsa())
+    time.sleep(1.6)  # past the refetch cooldown
     before = issuer.fetches
-    assert verifier.user(issuer.token(kid="k-rotated")) == "dana"
+    assert verifier.user(rotated) == "dana"
     assert issuer.fetches - before == 1
     with pytest.raises(ValueError, match="invalid token"):  # another unknown kid at once: cooldown
-        verifier.user(issuer.token(kid="k-other", key=_rsa()))
+        verifier.user(other)
     assert issuer.fetches - before == 1
 
 
