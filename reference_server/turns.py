@@ -66,7 +66,6 @@ ABORTED = "INVOCATION_ABORTED"  # ADK's error_code of the event that seals an ab
 NOT_STARTED = ("RATE_LIMITED", "MODEL_UNAVAILABLE")
 # Processes sharing a store (seconds): see the module's docstring.
 WATCH_S = 0.25
-NO_FRAME_YET = 2**31  # an id no frame reaches: store.wait returns at the turn's end (or timeout)
 OWNER_BEAT_S = 1.0
 OWNER_STALE_S = 15.0
 READER_BEAT_S = 1.0
