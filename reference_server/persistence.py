@@ -550,11 +550,11 @@ class DatabaseReplayStore(ReplayStore):
         try:
             while True:
                 event.clear()
+                gaps = self._gaps  # before the read: a (re)connect during it is a gap, not news
                 last, ended, _ = await self._latest(session_id)
                 remaining = deadline - loop.time()
                 if last > after or ended or remaining <= 0:
                     return
-                gaps = self._gaps
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(min(self.poll_s, remaining)):
                         await event.wait()

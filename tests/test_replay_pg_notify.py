@@ -159,3 +159,31 @@ def test_sqlite_keeps_polling(tmp_path):
     store = DatabaseReplayStore(f"sqlite:///{tmp_path / 'r.db'}")
     assert not store.notifies and store.listener is None and store.poll_s == DatabaseReplayStore.POLL_S
     asyncio.run(store.close())
+
+
+def test_a_listener_reconnect_during_a_wait_s_read_is_no_news(tmp_path):
+    """The listener's (re)connect wakes every waiter to read again; one that lands while a wait
+    reads the table must not pass for this session's change (CI saw such a wait return early)."""
+    store = DatabaseReplayStore(f"sqlite:///{tmp_path / 'r.db'}", poll_s=5)
+
+    async def main() -> float:
+        sid = "s-gap"
+        assert await store.begin_turn(sid, "t1", owner_stale_s=15)
+        await store.append(sid, "t1", Frame(1, "event", "{}"))
+        read = store._latest
+        gaps_left = [1]
+
+        async def read_with_a_gap(session_id):
+            result = await read(session_id)
+            if gaps_left.pop() if gaps_left else 0:
+                store._wake_all()  # what Listener does once LISTEN is in place
+            return result
+
+        store._latest = read_with_a_gap
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        await store.wait(sid, 1, timeout=0.5)  # nothing new: waits the whole timeout
+        await store.close()
+        return loop.time() - began
+
+    assert asyncio.run(main()) >= 0.45
