@@ -302,3 +302,48 @@ def test_the_chat_page_sends_the_message_again_when_its_worker_restarts(cluster,
     with httpx.Client(base_url=cluster.nginx.url, timeout=30) as client:
         assert [a for a, _ in _history(client, session_id)] == ["user", "model"]
     cluster.restart(owner)
+
+
+def test_a_follower_on_a_draining_worker_is_cut_and_resumes_on_the_other_one(cluster, emulator):
+    """A turn runs on one worker; its client follows it on the other (a resume that landed
+    there). SIGTERM to the follower's worker: it owns no turn, so its drain is short, but uvicorn
+    keeps the open stream until its graceful timeout (drain + SHUTDOWN_MARGIN_S), then cuts it,
+    with no terminal frame. The client resumes through nginx (the draining worker no longer
+    listens: nginx passes the connection on) and gets every frame after the cut once."""
+    from reference_server.drain import SHUTDOWN_MARGIN_S
+
+    emulator.set_pacing(chunk_s=CHUNK_S)
+    n = 2 * LONG_N  # about 20 s: the turn outlives the follower's worker (about 8 s)
+    owner, follower_worker = cluster.workers
+    with httpx.Client(timeout=60) as client:
+        session_id = _session(httpx.Client(base_url=owner.url, timeout=30))
+        with connect_sse(client, "POST", f"{owner.url}/api/sessions/{session_id}/messages",
+                         json={"text": f"Count to {n}"}, headers=AUTH) as source:
+            assert source.response.status_code == 200
+            turn_id = source.response.headers["X-Turn-Id"]
+            owner_frames = source.iter_sse()
+            next(owner_frames)  # the turn is streaming (the owner keeps it: a reader remains)
+            with connect_sse(client, "GET", f"{follower_worker.url}/api/sessions/{session_id}/stream",
+                             headers={**AUTH, "Last-Event-ID": "0"}) as follow:
+                assert follow.response.status_code == 200
+                frames = follow.iter_sse()
+                seen = [next(frames)]
+                follower_worker.terminate()
+                signalled = time.monotonic()
+                with pytest.raises(httpx.RemoteProtocolError):  # cut mid-body
+                    for sse in frames:
+                        seen.append(sse)
+                cut_after = time.monotonic() - signalled
+            assert all(sse.event == "message" for sse in seen)  # no terminal frame on the cut stream
+            assert cut_after >= (DRAIN_S + SHUTDOWN_MARGIN_S) * 0.9, cut_after
+            with connect_sse(client, "GET", f"{cluster.nginx.url}/api/sessions/{session_id}/stream",
+                             params={"turn": turn_id},
+                             headers={**AUTH, "Last-Event-ID": seen[-1].id}) as resumed:
+                assert resumed.response.status_code == 200
+                seen += list(resumed.iter_sse())
+            assert [sse.event for sse in owner_frames][-1] == "done"  # the owner's own stream
+    assert [int(sse.id) for sse in seen] == list(range(1, len(seen) + 1))  # each frame once
+    assert seen[-1].event == "done"
+    assert _numbers(_text(seen)) == list(range(1, n + 1))
+    assert cluster.upstreams(f"{session_id}/stream")[-1].split(", ")[-1] == f"{owner.host}:{owner.port}"
+    cluster.restart(1)

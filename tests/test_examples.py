@@ -395,6 +395,60 @@ def test_sse_client_reports_a_stream_that_breaks_off(client_script, emulator):
     assert broken.stdout.startswith("Half an") and "[broken]" in broken.stderr
 
 
+def test_sse_client_resumes_a_dropped_stream_and_prints_each_piece_once(client_script, reference_server,
+                                                                      emulator):
+    """The reference server behind a proxy that cuts the POST's stream mid-answer (abruptly),
+    then the first resume (cleanly, as a proxy timing a response out): the client resumes
+    twice with Last-Event-ID and prints the answer once; the model is asked once."""
+    from workshop.checks.nb09 import CuttingProxy
+
+    emulator.set_pacing(first_token_s=0, chunk_s=0.01, words_per_chunk=1)
+    with httpx.Client(base_url=reference_server.url) as direct:  # not through the proxy: its
+        session_id = new_session(direct)                          # first connection is the POST's
+    with CuttingProxy((reference_server.host, reference_server.port), [3, (2, "clean")]) as proxy:
+        done = run_script(client_script, "Count to 30", "--url", proxy.url, "--session", session_id,
+                          emulator_url=emulator.url)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ", ".join(str(n) for n in range(1, 31)) + ".\n"
+    assert done.stderr.count("[resuming]") == 2 and proxy.endings == ["abrupt", "clean"], done.stderr
+    assert len(emulator.requests) == 1
+
+
+def test_sse_client_retries_a_resume_on_503_and_gives_up_on_404(client_script, emulator):
+    """A resume answered 503 (a proxy whose worker went away) is tried again; one answered 404
+    (nothing left to resume) ends the client at once, with the refusal."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse, StreamingResponse
+    from starlette.routing import Route
+
+    from workshop.servers import serve_in_background
+
+    resumes = []
+
+    async def body():
+        event = {"id": "e1", "partial": True, "content": {"parts": [{"text": "Half an"}]}}
+        yield f"id: 1\ndata: {json.dumps(event)}\n\n".encode()
+
+    async def messages(request):
+        return StreamingResponse(body(), media_type="text/event-stream", headers={"X-Turn-Id": "t1"})
+
+    async def stream(request):
+        resumes.append((request.headers.get("last-event-id"), request.query_params.get("turn")))
+        if len(resumes) == 1:
+            return JSONResponse({"error": {"code": "UNAVAILABLE", "message": "no worker"}}, 503)
+        return JSONResponse({"error": {"code": "NO_TURN_TO_RESUME", "message": "gone"}}, 404)
+
+    app = Starlette(routes=[Route("/api/sessions/s1/messages", messages, methods=["POST"]),
+                            Route("/api/sessions/s1/stream", stream)])
+    with serve_in_background(app) as server:
+        broken = run_script(client_script, "Hi", "--url", server.url, "--session", "s1",
+                            emulator_url=emulator.url)
+    assert broken.returncode == 1, broken.stderr
+    assert broken.stdout.startswith("Half an")
+    assert resumes == [("1", "t1"), ("1", "t1")]
+    assert "[refused] 503 UNAVAILABLE" in broken.stderr and "[refused] 404 NO_TURN_TO_RESUME" in broken.stderr
+
+
 # -- typewriter.py -----------------------------------------------------------------------------
 def test_typewriter_prints_the_answer_once_as_it_arrives(tmp_path, emulator):
     script = copy_alone("typewriter.py", tmp_path / "my_project")
