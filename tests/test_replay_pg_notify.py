@@ -73,6 +73,7 @@ def test_a_follower_on_another_store_gets_each_frame_well_within_the_poll():
         writer, reader, sid = await _two_stores(url)
         try:
             await _listening(reader)
+            await reader.read(sid, 0)  # warm: the first pool connection is no part of a frame's delay
             got: list[tuple[int, float]] = []
             follower = asyncio.create_task(_follow(reader, sid, got))
             loop = asyncio.get_running_loop()
@@ -106,6 +107,7 @@ def test_the_listener_reconnects_after_its_backend_is_killed_and_nothing_is_miss
         writer, reader, sid = await _two_stores(url)
         try:
             await _listening(reader)
+            await reader.read(sid, 0)  # warm: the first pool connection is no part of a frame's delay
             got: list[tuple[int, float]] = []
             follower = asyncio.create_task(_follow(reader, sid, got))
             await writer.append(sid, "t", frame(1))

@@ -37,6 +37,7 @@ async def _follow(url: str, session_id: str, poll_s: float | None, poll_only: bo
         store.listener.start()
         while store.listener.connections == 0:  # LISTEN is in place before the first frame
             await asyncio.sleep(0.01)
+    await store.read(session_id, 0)  # warm: the pool's connection opens before the first frame
     print("ready", flush=True)
     after = 0
     try:
