@@ -6,9 +6,9 @@ STAMP  := $(VENV)/.installed-stamp
 NPM    := $(shell command -v node >/dev/null 2>&1 && command -v npm 2>/dev/null)
 PYTHON_CHECK := 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "google-adk 2.13 needs Python 3.11 or newer: run make with PYTHON=python3.11 (or newer)")'
 
-.PHONY: setup lab test test-clients lint exercises clean-notebooks emulator serve serve-prod bench load clean agui-env test-agui
+.PHONY: setup lab test test-clients test-copy lint exercises clean-notebooks emulator serve serve-prod bench load clean agui-env test-agui
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt reference_server/requirements.txt pyproject.toml
 	@$(PYTHON) -c $(PYTHON_CHECK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
@@ -37,8 +37,24 @@ test: $(STAMP) lint $(if $(NPM),tests/js/node_modules/.package-lock.json)  ## li
 	$(BIN)/python -m workshop.exercises --check
 	@# 4 workers on 2 cores: the notebooks mostly wait on the emulator's model-like pacing.
 	$(BIN)/python -m pytest -n 4 --nbmake --nbmake-timeout=300 tests solutions
+	@$(MAKE) --no-print-directory test-copy
 	@$(MAKE) --no-print-directory test-clients
 	@$(MAKE) --no-print-directory test-agui
+
+# The reference server as a reader copies it: a virtual environment holding only
+# reference_server/requirements.txt (.venv-server), the folder copied alone, served and streamed
+# (tests/test_reference_server_standalone.py runs the copy with that interpreter).
+SERVER_VENV  := .venv-server
+SERVER_STAMP := $(SERVER_VENV)/.installed-stamp
+
+$(SERVER_STAMP): reference_server/requirements.txt
+	@$(PYTHON) -c $(PYTHON_CHECK)
+	@test -x $(SERVER_VENV)/bin/python || $(PYTHON) -m venv $(SERVER_VENV)
+	$(SERVER_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r reference_server/requirements.txt
+	@touch $(SERVER_STAMP)
+
+test-copy: $(STAMP) $(SERVER_STAMP)  ## the reference server copied alone, run in a venv of its own requirements only
+	WORKSHOP_SERVER_PYTHON=$(CURDIR)/$(SERVER_VENV)/bin/python $(BIN)/python -m pytest tests/test_reference_server_standalone.py
 
 # Third-party Gemini clients against the emulator (tests/clients): LiteLLM, LangChain and
 # pydantic-ai in their own venv (LiteLLM's aiohttp must not reach the workshop's .venv), and
@@ -47,7 +63,7 @@ CLIENTS_VENV  := .venv-clients
 CLIENTS_STAMP := $(CLIENTS_VENV)/.installed-stamp
 CLIENTS_JS    := tests/clients/js
 
-$(CLIENTS_STAMP): tests/clients/requirements.txt requirements.txt pyproject.toml
+$(CLIENTS_STAMP): tests/clients/requirements.txt requirements.txt reference_server/requirements.txt pyproject.toml
 	@$(PYTHON) -c $(PYTHON_CHECK)
 	@test -x $(CLIENTS_VENV)/bin/python || $(PYTHON) -m venv $(CLIENTS_VENV)
 	$(CLIENTS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r tests/clients/requirements.txt
@@ -98,5 +114,5 @@ test-agui: agui-env  ## run the AG-UI tests in .venv-agui (they skip in .venv)
 	$(AGUI)/bin/python -m pytest tests/test_ag_ui.py
 
 clean:  ## remove the virtual environments and caches
-	rm -rf $(VENV) $(AGUI) $(CLIENTS_VENV) $(CLIENTS_JS)/node_modules tests/js/node_modules .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(AGUI) $(CLIENTS_VENV) $(SERVER_VENV) $(CLIENTS_JS)/node_modules tests/js/node_modules .pytest_cache .ruff_cache build *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -68,15 +68,26 @@ def test_the_model_name_comes_from_one_place(clean_env):
     assert workshop.setup(quiet=True).model == "gemini-2.5-pro"
 
 
+def requirement_lines(path: Path = ROOT / "requirements.txt") -> list[str]:
+    """The requirement lines of ``path`` and of the files it includes (``-r``), comments dropped."""
+    lines = []
+    for line in path.read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line.startswith("-r "):
+            lines += requirement_lines(path.parent / line[3:].strip())
+        elif line:
+            lines.append(line)
+    return lines
+
+
 def test_installed_versions_are_the_pinned_and_verified_ones():
-    pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", (ROOT / "requirements.txt").read_text(), re.MULTILINE))
+    pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)$", "\n".join(requirement_lines()), re.MULTILINE))
     for name, verified in workshop.VERIFIED_VERSIONS.items():
         assert pins[name] == verified, f"requirements.txt pins {name}=={pins[name]}, notebooks verified with {verified}"
         assert version(name) == verified, f"installed {name} {version(name)} is not the pinned {verified}"
 
 
 def test_every_direct_requirement_is_pinned_exactly():
-    for line in (ROOT / "requirements.txt").read_text().splitlines():
-        line = line.split("#")[0].strip()
-        if line and not line.startswith("-e"):
+    for line in requirement_lines():
+        if not line.startswith("-e"):
             assert re.fullmatch(r"[A-Za-z0-9_.\[\],-]+==[\w.]+", line), f"not pinned with ==: {line}"
