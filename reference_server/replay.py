@@ -163,6 +163,9 @@ class InMemoryReplayStore(ReplayStore):
         self.ttl_s = ttl_s
         self._clock = clock
         self._logs: dict[str, _Log] = {}
+        # Sessions whose turn has ended, oldest end first: purge stops at the first one still
+        # alive, so it costs what it drops, not a scan of every session.
+        self._ended: dict[str, float] = {}
 
     def _expired(self, log: _Log) -> bool:
         return log.ended_at is not None and self._clock() - log.ended_at > self.ttl_s
@@ -174,6 +177,7 @@ class InMemoryReplayStore(ReplayStore):
         if old is not None and old.ended_at is None:
             return False
         self._logs[session_id] = _Log(turn_id, key)
+        self._ended.pop(session_id, None)
         if old is not None:
             old.changed.set()  # wake readers of the old turn: it is gone
         await self.purge()
@@ -188,7 +192,7 @@ class InMemoryReplayStore(ReplayStore):
             raise ValueError(f"frame id {frame.id} out of order (expected {expected})")
         log.frames.append(frame)
         if frame.terminal:
-            log.ended_at = self._clock()
+            log.ended_at = self._ended[session_id] = self._clock()
         log.changed.set()
         log.changed = asyncio.Event()
 
@@ -210,10 +214,16 @@ class InMemoryReplayStore(ReplayStore):
                 await changed.wait()
 
     async def purge(self) -> int:
-        expired = [sid for sid, log in self._logs.items() if self._expired(log)]
-        for sid in expired:
-            del self._logs[sid]
-        return len(expired)
+        dropped = 0
+        cutoff = self._clock() - self.ttl_s
+        while self._ended:
+            session_id, ended_at = next(iter(self._ended.items()))
+            if ended_at >= cutoff:
+                break
+            del self._ended[session_id]
+            self._logs.pop(session_id, None)
+            dropped += 1
+        return dropped
 
     def __len__(self) -> int:
         return len(self._logs)

@@ -181,3 +181,40 @@ def test_done_frame_counts_the_events():
 
     body = asyncio.run(scenario()).decode()
     assert json.loads(body.rsplit("data: ", 1)[1]) == {"events": 3}
+
+
+def test_the_in_memory_store_drops_expired_turns_without_scanning_every_session():
+    """``begin_turn`` purges ended turns past their time to live: oldest end first, stopping at
+    the first still alive, so starting a turn costs the same beside 5,000 recent sessions
+    (the old purge read the clock once per session). A replaced turn is not dropped by its
+    old end; a running one never is."""
+    from reference_server.replay import Frame
+
+    now = [0.0]
+    reads = [0]
+
+    def clock() -> float:
+        reads[0] += 1
+        return now[0]
+
+    async def scenario() -> None:
+        store = InMemoryReplayStore(ttl_s=100, clock=clock)
+        for i in range(5000):
+            assert await store.begin_turn(f"s{i}", "t1")
+            await store.append(f"s{i}", "t1", Frame(1, "done", "{}"))
+            now[0] += 0.01  # s0 ended first, s4999 last
+        assert await store.begin_turn("running", "t1")
+        assert await store.begin_turn("s0", "t2")  # s0 has a new turn: its old end no longer counts
+        reads[0] = 0
+        assert await store.begin_turn("new", "t1")
+        assert reads[0] <= 2, reads[0]  # the clock, not once per session
+        now[0] = 100 + 25.005  # 100 s after s2500's end: s1..s2500 expired (s0 has a running turn)
+        assert await store.purge() == 2500
+        assert await store.read("s2500", 0) is None and await store.read("s2501", 0) is not None
+        assert (await store.read("s0", 0)).turn_id == "t2"
+        now[0] = 10_000
+        assert await store.purge() == 2499  # the rest ended; s0, running and new never did
+        assert {sid for sid in ("s0", "running", "new") if await store.read(sid, 0)} == {"s0", "running", "new"}
+        assert len(store) == 3
+
+    asyncio.run(scenario())
