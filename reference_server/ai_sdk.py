@@ -2,7 +2,8 @@
 
 The ``ai`` npm package's ``DefaultChatTransport`` (what ``useChat`` uses) POSTs
 ``{"id": <chat id>, "messages": [<UI messages>], "trigger": "submit-message", "messageId": ...}``
-and reads SSE whose every ``data:`` is one JSON *chunk*, then ``data: [DONE]``; the response
+(``"regenerate-message"`` for ``regenerate()``: the messages then end with the user message
+whose answer is to be made again, and the session is rewound to before it) and reads SSE whose every ``data:`` is one JSON *chunk*, then ``data: [DONE]``; the response
 header ``x-vercel-ai-ui-message-stream: v1`` marks the protocol. Checked against ``ai`` 6.0
 (``tests/js/package.json``): its ``uiMessageChunkSchema`` and ``processUIMessageStream``.
 
@@ -63,6 +64,10 @@ class ChatRequest(BaseModel):
     messages: list[dict[str, Any]] = Field(min_length=1)
     trigger: Literal["submit-message", "regenerate-message"] = "submit-message"
     messageId: str | None = None
+
+    def user_messages(self) -> int:
+        """How many of the messages are the user's (a regenerate answers the last of them)."""
+        return sum(1 for m in self.messages if isinstance(m, dict) and m.get("role") == "user")
 
     def user_text(self) -> str | None:
         """The text of the last message if it is the user's (its ``text`` parts joined)."""

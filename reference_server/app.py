@@ -366,11 +366,11 @@ async def post_message(
 
 
 async def start_turn(request: Request, turns: TurnManager, user_id: str, session_id: str,
-                     text: str) -> Turn:
+                     text: str, rewind_before: str | None = None) -> Turn:
     """``post_message``'s start, without its resume and Idempotency-Key paths (for /api/chat):
     409 if a turn of the session runs; 503 if the model failed before its first event."""
     request.app.state.drain.refuse_new_turn()
-    turn = await turns.start(user_id, session_id, text)
+    turn = await turns.start(user_id, session_id, text, rewind_before=rewind_before)
     await first_event_or_refusal(request, turn)
     return turn
 
@@ -485,15 +485,14 @@ async def ai_sdk_chat(request: Request, user: Annotated[str, Depends(current_use
     body is ``{"id", "messages", ...}``; the chat ``id`` names a session of the caller, created
     on first use, which holds the history (only the last message, the user's, is read). The
     same turns as ``POST /api/sessions/{id}/messages``: 409 while one runs, 503 before the
-    first byte if the model is down; after it, errors are ``error`` chunks."""
+    first byte if the model is down; after it, errors are ``error`` chunks. ``trigger:
+    "regenerate-message"`` (useChat's ``regenerate()``) rewinds the session to before the user
+    message it ends with, then answers that message again."""
     data = await read_json(request, CHAT_MAX_BODY_BYTES, '{"id": "...", "messages": [...]}')
     try:
         chat = ChatRequest.model_validate(data)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors(include_input=False, include_url=False)) from None
-    if chat.trigger != "submit-message":  # the session already holds the answer to replace
-        raise api_error(422, "REGENERATE_UNSUPPORTED",
-                        "Regenerating an answer is not supported: send a new message.")
     text = chat.user_text()
     if text is None:
         raise api_error(422, "INVALID_REQUEST", "The last message must be the user's, with text.")
@@ -501,8 +500,28 @@ async def ai_sdk_chat(request: Request, user: Annotated[str, Depends(current_use
     request.app.state.drain.refuse_new_turn()  # 503 SERVER_DRAINING before a turn is counted
     await request.app.state.quotas.admit_turn(user)  # 429 before a session is made or touched
     session = await chat_session(settings, user, chat.id, create=True)
-    turn = await start_turn(request, turns, user, session.id, text)
+    rewind_before = None
+    if chat.trigger == "regenerate-message":
+        rewind_before = await regenerate_point(settings, session, chat.user_messages())
+    turn = await start_turn(request, turns, user, session.id, text, rewind_before)
     return ui_message_response(request, turns, session.id, turn.turn_id)
+
+
+async def regenerate_point(settings: Settings, session: Session, nth_user_message: int) -> str | None:
+    """useChat's ``regenerate()``: the invocation of the session's ``nth_user_message`` (the
+    turn to make again, and everything after it, is rewound); None when the session holds one
+    user message fewer (that message's turn failed and was rewound already: send it as new).
+    422 if the session holds fewer still: the client's conversation is not this session's."""
+    full = await settings.session_service.get_session(app_name=settings.app_name,
+                                                      user_id=session.user_id, session_id=session.id)
+    said = [e for e in live_events(full.events if full else []) if e.author == "user"]
+    if len(said) >= nth_user_message:
+        return said[nth_user_message - 1].invocation_id
+    if len(said) == nth_user_message - 1:
+        return None
+    raise api_error(422, "NOTHING_TO_REGENERATE",
+                    f"This chat holds {len(said)} user message{'s' * (len(said) != 1)}: there is no "
+                    f"answer to message {nth_user_message} to make again. Send a new message.")
 
 
 @router.get("/api/chat/{chat_id}/stream", response_class=StreamingResponse,

@@ -179,10 +179,12 @@ class TurnManager:
         return self.store.shared and _owner_alive(await self.store.turn_state(session_id))
 
     async def start(self, user_id: str, session_id: str, text: str,
-                    key: str | None = None) -> Turn | None:
+                    key: str | None = None, rewind_before: str | None = None) -> Turn | None:
         """Start a turn (for the message with Idempotency-Key ``key``, if any), or None if one
         of the session is running (here, or on another process sharing the store): the store's
-        ``begin_turn`` decides, atomically."""
+        ``begin_turn`` decides, atomically. ``rewind_before``: an invocation id; the session is
+        first rewound to before it (ADK's ``Runner.rewind_async``), inside the turn, so that a
+        regenerated answer replaces the old one and what followed it."""
         turn = Turn(user_id, session_id, secrets.token_hex(8))
         if not await self.store.begin_turn(session_id, turn.turn_id, owner_stale_s=OWNER_STALE_S,
                                            key=key):
@@ -191,6 +193,8 @@ class TurnManager:
         content = types.Content(role="user", parts=[types.Part(text=text)])
         run = self.runner.run_async(user_id=user_id, session_id=session_id, new_message=content,
                                     run_config=self.run_config, abort_signal=turn.abort)
+        if rewind_before is not None:
+            run = self._after_rewind(turn, rewind_before, run)
         # The grace period starts when the last client detaches (``follow``), not here: the
         # request that started the turn follows it as soon as the stream opens.
         turn.task = asyncio.create_task(self._observed(turn, run), name=f"turn-{turn.turn_id}")
@@ -359,6 +363,15 @@ class TurnManager:
                 turn.grace_task.cancel()
             if self.turns.get(turn.session_id) is turn:
                 del self.turns[turn.session_id]  # its frames stay in the store for resumers
+
+    async def _after_rewind(self, turn: Turn, invocation_id: str, run):
+        """``run``'s events, once the session is rewound to before ``invocation_id``: a failed
+        rewind fails the turn like any error before its first event."""
+        async with contextlib.aclosing(run):
+            await self.runner.rewind_async(user_id=turn.user_id, session_id=turn.session_id,
+                                           rewind_before_invocation_id=invocation_id)
+            async for event in run:
+                yield event
 
     async def _rewind(self, turn: Turn) -> None:
         """The model never started: take the user's message (and ADK's error event) out of the

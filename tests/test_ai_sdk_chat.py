@@ -69,13 +69,79 @@ def test_the_protocol_header_and_the_frame_shape(client, emulator):
      422, "INVALID_REQUEST"),
     ({"id": "c", "messages": [{"role": "user", "parts": [{"type": "text", "text": "  "}]}]},
      422, "INVALID_REQUEST"),
-    (body("Hi", trigger="regenerate-message"), 422, "REGENERATE_UNSUPPORTED"),
+    ({"id": "new-chat", "trigger": "regenerate-message", "messages": [  # a fresh chat: no answer
+        {"id": "u1", "role": "user", "parts": [{"type": "text", "text": "Hi"}]},  # to message 2
+        {"id": "a1", "role": "assistant", "parts": [{"type": "text", "text": "Hello"}]},
+        {"id": "u2", "role": "user", "parts": [{"type": "text", "text": "And?"}]}]},
+     422, "NOTHING_TO_REGENERATE"),
     ({"id": "x" * 129, "messages": [{"role": "user", "parts": []}]}, 422, "INVALID_REQUEST"),
 ])
 def test_bad_bodies_are_refused_before_the_stream(client, emulator, payload, status, code):
     response = client.post("/api/chat", json=payload, headers=ALICE)
     assert (response.status_code, response.json()["error"]["code"]) == (status, code)
     assert emulator.requests == []
+
+
+def conversation(*texts: str, answers: tuple[str, ...] = ()) -> list[dict]:
+    """useChat's messages: user texts, each followed by its answer when one is given."""
+    messages = []
+    for i, text in enumerate(texts):
+        messages.append({"id": f"u{i}", "role": "user", "parts": [{"type": "text", "text": text}]})
+        if i < len(answers):
+            messages.append({"id": f"a{i}", "role": "assistant", "parts": [{"type": "text", "text": answers[i]}]})
+    return messages
+
+
+def said(client: httpx.Client, user: str, chat_id: str) -> list[tuple[str, str]]:
+    """The chat's session as the model sees it: (role, text) of each event."""
+    sid = chat_session_id(user, chat_id)
+    events = client.get(f"/api/sessions/{sid}/events", headers=ALICE).json()["events"]
+    return [(e["content"]["role"], "".join(p.get("text", "") for p in e["content"]["parts"]))
+            for e in events if e.get("content")]
+
+
+def contents(record) -> list[tuple[str, str]]:
+    """(role, text) of each content of a model request the emulator saw."""
+    return [(c["role"], "".join(p.get("text", "") for p in c["parts"])) for c in record.body["contents"]]
+
+
+def test_regenerate_replaces_the_last_answer_and_the_model_sees_no_trace_of_it(client, emulator):
+    """useChat's ``regenerate()`` sends the messages up to the user message whose answer is made
+    again, with ``trigger: "regenerate-message"``: the session is rewound to before that message
+    (ADK's rewind), which is sent again; the old answer is gone for the model and the history."""
+    c3, c5 = "Count to 3", "Count to 5"
+    for messages in (conversation(c3), conversation(c3, c5, answers=("1, 2, 3.",))):
+        assert client.post("/api/chat", json={"id": "regen", "messages": messages}, headers=ALICE).status_code == 200
+    emulator.script({"text": "Five: 1, 2, 3, 4, 5."})
+    again = client.post("/api/chat", headers=ALICE, json={
+        "id": "regen", "trigger": "regenerate-message", "messageId": "a1",
+        "messages": conversation(c3, c5, answers=("1, 2, 3.",))})
+    assert again.status_code == 200 and text_of(again.text) == "Five: 1, 2, 3, 4, 5."
+    assert contents(emulator.requests[-1]) == [("user", c3), ("model", "1, 2, 3."), ("user", c5)]
+    assert said(client, "alice", "regen") == [("user", c3), ("model", "1, 2, 3."),
+                                              ("user", c5), ("model", "Five: 1, 2, 3, 4, 5.")]
+    # regenerate() of the first answer: the conversation goes back to its first message
+    emulator.script({"text": "Three."})
+    first = client.post("/api/chat", headers=ALICE, json={
+        "id": "regen", "trigger": "regenerate-message", "messageId": "a0", "messages": conversation(c3)})
+    assert first.status_code == 200 and text_of(first.text) == "Three."
+    assert contents(emulator.requests[-1]) == [("user", c3)]
+    assert said(client, "alice", "regen") == [("user", c3), ("model", "Three.")]
+
+
+def test_regenerate_after_a_failed_answer_sends_the_message_as_new(client, emulator):
+    """A message whose model failed before its first byte (503) was rewound already: the
+    client's retry, ``regenerate()``, finds one user message fewer and just sends it."""
+    assert client.post("/api/chat", json={"id": "flaky", "messages": conversation("Hi")}, headers=ALICE).status_code == 200
+    failed = client.post("/api/chat", headers=ALICE, json={
+        "id": "flaky", "messages": conversation("Hi", "[fault:503] Count to 2", answers=("Hello",))})
+    assert failed.status_code == 503
+    emulator.script({"text": "1, 2."})
+    retried = client.post("/api/chat", headers=ALICE, json={
+        "id": "flaky", "trigger": "regenerate-message",
+        "messages": conversation("Hi", "Count to 2", answers=("Hello",))})
+    assert retried.status_code == 200 and text_of(retried.text) == "1, 2."
+    assert [role for role, _ in said(client, "alice", "flaky")] == ["user", "model", "user", "model"]
 
 
 def test_auth_and_non_json(client, emulator):

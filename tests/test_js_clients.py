@@ -46,7 +46,8 @@ def run_node_tests(node: str, test_file: str, env: dict[str, str]) -> str:
 def test_ai_sdk_client_reads_api_chat(reference_server, emulator):
     """DefaultChatTransport + readUIMessageStream against POST /api/chat: text grows once, a
     tool call and its result as one tool part, thoughts as reasoning, an error mid-stream,
-    409, sessions by chat id, Stop (abort) cancels the turn, 401."""
+    409, sessions by chat id, regenerate() with AbstractChat (useChat's core), Stop (abort)
+    cancels the turn, 401."""
     node = node_ready()
     # Paced like a model (word by word) so that a long answer is still running when the
     # client aborts; the short ones still end in well under a second.
@@ -62,4 +63,9 @@ def test_ai_sdk_client_reads_api_chat(reference_server, emulator):
     # The chat id kept the conversation: the second message's model request holds the first
     second = next(r for r in requests if "And what did I just ask?" in json.dumps(r.body))
     assert "What is the capital of France?" in json.dumps(second.body["contents"][0])
+    # regenerate(): the answer made again was asked with the same history as the first one (the
+    # old answer rewound, not in what the model sees)
+    asked = [[(c["role"], "".join(p.get("text", "") for p in c["parts"])) for c in r.body["contents"]]
+             for r in requests if r.body and "Count to 5" in json.dumps(r.body)]
+    assert asked == 2 * [[("user", "Count to 3"), ("model", "1, 2, 3."), ("user", "Count to 5")]], asked
     assert not reference_server.errors, reference_server.errors

@@ -4,7 +4,7 @@
 // sets CHAT_API (the /api/chat URL), CHAT_TOKEN and EMULATOR_URL.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { DefaultChatTransport, readUIMessageStream } from "ai";
+import { AbstractChat, DefaultChatTransport, readUIMessageStream } from "ai";
 
 const { CHAT_API, CHAT_TOKEN, EMULATOR_URL } = process.env;
 if (!CHAT_API || !CHAT_TOKEN || !EMULATOR_URL) {
@@ -107,6 +107,37 @@ test("the chat id keeps the conversation: a second message is a new turn of it",
   await read(await send("What is the capital of France?", { chatId }));
   const { errors } = await read(await send("And what did I just ask?", { chatId }));
   assert.deepEqual(errors, []);  // tests/test_js_clients.py checks the model saw both
+});
+
+// useChat's state, without React: AbstractChat (what useChat wraps) keeps its messages here.
+class PlainChatState {
+  constructor() { this.messages = []; this.status = "ready"; this.error = undefined; }
+  pushMessage = (message) => { this.messages = this.messages.concat(message); };
+  popMessage = () => { this.messages = this.messages.slice(0, -1); };
+  replaceMessage = (index, message) => {
+    this.messages = [...this.messages.slice(0, index), message, ...this.messages.slice(index + 1)];
+  };
+  snapshot = (value) => structuredClone(value);
+}
+
+class Chat extends AbstractChat {
+  constructor(init) { super({ ...init, state: new PlainChatState() }); }
+}
+
+test("regenerate() makes the last answer again, in place of the old one", async () => {
+  const chat = new Chat({ id: `chat-regen-${process.pid}`, transport });
+  await chat.sendMessage({ text: "Count to 3" });
+  await chat.sendMessage({ text: "Count to 5" });
+  assert.equal(chat.error, undefined);
+  assert.deepEqual(chat.messages.map((m) => m.role), ["user", "assistant", "user", "assistant"]);
+  const old = chat.messages[3];
+  await emulator("/emulator/script", { text: "Five: 1, 2, 3, 4, 5." });
+  await chat.regenerate();  // POST /api/chat, trigger "regenerate-message", messages up to "Count to 5"
+  assert.equal(chat.error, undefined);
+  assert.deepEqual(chat.messages.map((m) => m.role), ["user", "assistant", "user", "assistant"]);
+  assert.notEqual(chat.messages[3].id, old.id);
+  assert.equal(textOf(chat.messages[3]), "Five: 1, 2, 3, 4, 5.");
+  assert.equal(textOf(chat.messages[1]), "1, 2, 3.");  // tests/test_js_clients.py checks what the model saw
 });
 
 test("abort (useChat's Stop) stops the turn on the server", async () => {
