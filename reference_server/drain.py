@@ -11,6 +11,10 @@
    model sees), and its stream ends with ``event: error`` ``SERVER_RESTARTING`` whose JSON
    says ``"retry": "resend"``: the client sends the same message again, another worker
    answers it whole. The history then holds that message once, and one answer.
+4. **Streams of turns running on another process end** (shared replay store: a client that
+   resumed here), within a second, without a terminal frame: the client resumes again, and
+   reaches a process that stays (this one stops listening next), with every frame once. So
+   the process exits when the drain ends, not at uvicorn's graceful timeout.
 
 uvicorn closes its listening socket and then waits for open connections *before* the app's
 lifespan ends, so a drain that starts in the lifespan's exit comes too late for the streams:
@@ -109,6 +113,7 @@ class Drain:
             # retryable error frame instead of `cancelled`.
             await asyncio.gather(*(self.turns.cancel(t, RESTARTING) for t in running),
                                  return_exceptions=True)
+        self.turns.closing = True  # step 4: streams of turns running elsewhere end
 
 
 class DrainingServer(uvicorn.Server):

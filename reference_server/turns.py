@@ -166,6 +166,9 @@ class TurnManager:
         self.abort_wait_s = abort_wait_s
         self.keepalive_s = keepalive_s
         self.turns: dict[str, Turn] = {}  # session id -> its latest turn in this process
+        # Set at the end of a drain (drain.py): streams following a turn that runs on another
+        # process end (no terminal frame: the client resumes, on a process that stays).
+        self.closing = False
         self._watcher: asyncio.Task | None = None  # shared store: check-ins and remote cancels
 
     def running(self, session_id: str) -> Turn | None:
@@ -449,6 +452,8 @@ class TurnManager:
             last_write = loop.time()
             last_mark = -READER_BEAT_S
             while True:
+                if elsewhere and self.closing:
+                    return  # within poll_s of the drain's end: this process is about to stop
                 tail = await self.store.read(session_id, after)
                 if tail is None or (turn_id is not None and tail.turn_id != turn_id):
                     return
