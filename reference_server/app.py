@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
@@ -357,6 +357,7 @@ async def post_message(
     if key is not None and (repeat := await repeat_of(session.id, turns, key)):
         return repeat
     request.app.state.drain.refuse_new_turn()  # 503 SERVER_DRAINING: retried on another worker
+    refuse_if_running(turns, session.id)  # a double send: 409 before it counts toward a limit
     await request.app.state.quotas.admit_turn(session.user_id)  # 429 before the session is touched
     turn = await turns.start(session.user_id, session.id, message.text, key)
     if turn is None and key is not None and (repeat := await repeat_of(session.id, turns, key)):
@@ -375,12 +376,23 @@ async def start_turn(request: Request, turns: TurnManager, user_id: str, session
     return turn
 
 
+def turn_in_progress() -> HTTPException:
+    return api_error(409, "TURN_IN_PROGRESS",
+                     "A turn of this session is still running: wait for it or cancel it.")
+
+
+def refuse_if_running(turns: TurnManager, session_id: str) -> None:
+    """409 at once if a turn of the session runs in this process: before the per-user turn
+    limit counts the message (``TurnManager.start`` decides for every process, atomically)."""
+    if turns.running(session_id) is not None:
+        raise turn_in_progress()
+
+
 async def first_event_or_refusal(request: Request, turn: Turn | None) -> None:
     """409 if no turn started (one of the session runs); else wait (at most
     ``first_event_wait_s``) for the model's first event, and 503 if it failed before it."""
     if turn is None:
-        raise api_error(409, "TURN_IN_PROGRESS",
-                        "A turn of this session is still running: wait for it or cancel it.")
+        raise turn_in_progress()
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(request.app.state.settings.first_event_wait_s):
             await turn.decided.wait()
@@ -498,6 +510,7 @@ async def ai_sdk_chat(request: Request, user: Annotated[str, Depends(current_use
         raise api_error(422, "INVALID_REQUEST", "The last message must be the user's, with text.")
     settings: Settings = request.app.state.settings
     request.app.state.drain.refuse_new_turn()  # 503 SERVER_DRAINING before a turn is counted
+    refuse_if_running(turns, chat_session_id(user, chat.id))  # 409 before it is counted
     await request.app.state.quotas.admit_turn(user)  # 429 before a session is made or touched
     session = await chat_session(settings, user, chat.id, create=True)
     rewind_before = None

@@ -361,3 +361,31 @@ def test_a_turn_refused_by_one_window_is_counted_in_none():
         await guard.admit_turn("bob")  # per user
 
     asyncio.run(scenario())
+
+
+def test_a_message_sent_while_a_turn_runs_is_refused_409_without_counting(emulator):
+    """A double send (a double click, a second tab): the 409 comes before the turn limit counts
+    the message, so it does not spend one of the user's turns; on both endpoints."""
+    emulator.set_pacing(chunk_s=0.02)
+    with limited(turn_rate="2/minute") as client:
+        session_id = new_session(client)
+        with connect_sse(client, "POST", f"/api/sessions/{session_id}/messages", headers=ALICE,
+                         json={"text": "Count to 40"}) as running:  # turn 1 of 2
+            frames = running.iter_sse()
+            next(frames)
+            for _ in range(3):
+                again = client.post(f"/api/sessions/{session_id}/messages", headers=ALICE,
+                                    json={"text": "Count to 40"})
+                assert (again.status_code, again.json()["error"]["code"]) == (409, "TURN_IN_PROGRESS")
+            assert [f.event for f in frames][-1] == "done"
+        with client.stream("POST", "/api/chat", headers=ALICE, json=chat_body("Count to 40", "busy")) as chat:
+            assert chat.status_code == 200  # turn 2 of 2
+            body = chat.iter_bytes()  # kept: a dropped iterator closes the response (a Stop)
+            next(body)
+            for _ in range(3):
+                again = client.post("/api/chat", headers=ALICE, json=chat_body("Hi", "busy"))
+                assert (again.status_code, again.json()["error"]["code"]) == (409, "TURN_IN_PROGRESS")
+            assert b"".join(body).endswith(b"data: [DONE]\n\n")
+        assert metric(client, "sse_quota_refusals_total", reason="turns") == 0
+        assert_429(client.post(f"/api/sessions/{session_id}/messages", headers=ALICE,
+                               json={"text": "Hi"}), "TOO_MANY_TURNS")  # the third turn
