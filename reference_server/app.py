@@ -511,22 +511,24 @@ async def ai_sdk_chat(request: Request, user: Annotated[str, Depends(current_use
     settings: Settings = request.app.state.settings
     request.app.state.drain.refuse_new_turn()  # 503 SERVER_DRAINING before a turn is counted
     refuse_if_running(turns, chat_session_id(user, chat.id))  # 409 before it is counted
+    rewind_before = None
+    if chat.trigger == "regenerate-message":  # 422 before it is counted, nothing made
+        rewind_before = await regenerate_point(settings, user, chat_session_id(user, chat.id),
+                                               chat.user_messages())
     await request.app.state.quotas.admit_turn(user)  # 429 before a session is made or touched
     session = await chat_session(settings, user, chat.id, create=True)
-    rewind_before = None
-    if chat.trigger == "regenerate-message":
-        rewind_before = await regenerate_point(settings, session, chat.user_messages())
     turn = await start_turn(request, turns, user, session.id, text, rewind_before)
     return ui_message_response(request, turns, session.id, turn.turn_id)
 
 
-async def regenerate_point(settings: Settings, session: Session, nth_user_message: int) -> str | None:
+async def regenerate_point(settings: Settings, user: str, session_id: str,
+                           nth_user_message: int) -> str | None:
     """useChat's ``regenerate()``: the invocation of the session's ``nth_user_message`` (the
     turn to make again, and everything after it, is rewound); None when the session holds one
     user message fewer (that message's turn failed and was rewound already: send it as new).
     422 if the session holds fewer still: the client's conversation is not this session's."""
-    full = await settings.session_service.get_session(app_name=settings.app_name,
-                                                      user_id=session.user_id, session_id=session.id)
+    full = await settings.session_service.get_session(app_name=settings.app_name, user_id=user,
+                                                      session_id=session_id)  # None: a new chat
     said = [e for e in live_events(full.events if full else []) if e.author == "user"]
     if len(said) >= nth_user_message:
         return said[nth_user_message - 1].invocation_id

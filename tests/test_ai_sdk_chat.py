@@ -5,6 +5,7 @@ and the contract it shares with the native endpoint (auth, sessions, 4xx before 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -76,10 +77,14 @@ def test_the_protocol_header_and_the_frame_shape(client, emulator):
      422, "NOTHING_TO_REGENERATE"),
     ({"id": "x" * 129, "messages": [{"role": "user", "parts": []}]}, 422, "INVALID_REQUEST"),
 ])
-def test_bad_bodies_are_refused_before_the_stream(client, emulator, payload, status, code):
+def test_bad_bodies_are_refused_before_the_stream(client, reference_server, emulator, payload, status, code):
     response = client.post("/api/chat", json=payload, headers=ALICE)
     assert (response.status_code, response.json()["error"]["code"]) == (status, code)
     assert emulator.requests == []
+    settings = reference_server.app.state.settings  # and no session was made for the chat id
+    if isinstance(payload.get("id"), str) and len(payload["id"]) <= 128:
+        assert asyncio.run(settings.session_service.get_session(
+            app_name=settings.app_name, user_id="alice", session_id=chat_session_id("alice", payload["id"]))) is None
 
 
 def conversation(*texts: str, answers: tuple[str, ...] = ()) -> list[dict]:
