@@ -382,9 +382,12 @@ def turn_in_progress() -> HTTPException:
 
 
 def refuse_if_running(turns: TurnManager, session_id: str) -> None:
-    """409 at once if a turn of the session runs in this process: before the per-user turn
-    limit counts the message (``TurnManager.start`` decides for every process, atomically)."""
-    if turns.running(session_id) is not None:
+    """409 at once if a turn of the session runs in this process and has not written its
+    terminal frame (the store's rule: a client may send its next message as soon as it reads
+    ``done``, while the turn's task still cleans up): before the per-user turn limit counts
+    the message. ``TurnManager.start`` decides for every process, atomically."""
+    turn = turns.running(session_id)
+    if turn is not None and turn.terminal is None:
         raise turn_in_progress()
 
 
