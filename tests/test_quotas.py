@@ -389,3 +389,21 @@ def test_a_message_sent_while_a_turn_runs_is_refused_409_without_counting(emulat
         assert metric(client, "sse_quota_refusals_total", reason="turns") == 0
         assert_429(client.post(f"/api/sessions/{session_id}/messages", headers=ALICE,
                                json={"text": "Hi"}), "TOO_MANY_TURNS")  # the third turn
+
+
+def test_the_409_pre_check_ends_where_the_store_does_at_the_terminal_frame():
+    """A client may send its next message as soon as it reads ``done``, while the turn's task
+    still cleans up (CI's loaded runs did, in three tests and lesson 09): the pre-check calls a
+    turn over once its terminal frame is written, as the store's ``begin_turn`` does."""
+    from types import SimpleNamespace
+
+    from reference_server.app import refuse_if_running
+
+    turn = SimpleNamespace(terminal=None)
+    turns = SimpleNamespace(running=lambda session_id: turn)
+    with pytest.raises(HTTPException) as refused:
+        refuse_if_running(turns, "s1")
+    assert refused.value.status_code == 409 and refused.value.detail["code"] == "TURN_IN_PROGRESS"
+    turn.terminal = "done"  # written; the task has not finished yet
+    refuse_if_running(turns, "s1")
+    refuse_if_running(SimpleNamespace(running=lambda session_id: None), "s1")
