@@ -3,8 +3,9 @@
 The ``ai`` npm package's ``DefaultChatTransport`` (what ``useChat`` uses) POSTs
 ``{"id": <chat id>, "messages": [<UI messages>], "trigger": "submit-message", "messageId": ...}``
 (``"regenerate-message"`` for ``regenerate()``: the messages then end with the user message
-whose answer is to be made again, and the session is rewound to before it) and reads SSE whose every ``data:`` is one JSON *chunk*, then ``data: [DONE]``; the response
-header ``x-vercel-ai-ui-message-stream: v1`` marks the protocol. Checked against ``ai`` 6.0
+whose answer is to be made again, and the session is rewound to before it) and reads SSE
+whose every ``data:`` is one JSON *chunk*, then ``data: [DONE]``; the response header
+``x-vercel-ai-ui-message-stream: v1`` marks the protocol. Checked against ``ai`` 6.0
 (``tests/js/package.json``): its ``uiMessageChunkSchema`` and ``processUIMessageStream``.
 
 This module only translates: the turn is the same ``TurnManager`` turn as the native endpoint's

@@ -369,8 +369,8 @@ async def post_message(
 async def start_turn(request: Request, turns: TurnManager, user_id: str, session_id: str,
                      text: str, rewind_before: str | None = None) -> Turn:
     """``post_message``'s start, without its resume and Idempotency-Key paths (for /api/chat):
-    409 if a turn of the session runs; 503 if the model failed before its first event."""
-    request.app.state.drain.refuse_new_turn()
+    409 if a turn of the session runs; 503 if the model failed before its first event. The
+    caller has refused it already while draining (``Drain.refuse_new_turn``)."""
     turn = await turns.start(user_id, session_id, text, rewind_before=rewind_before)
     await first_event_or_refusal(request, turn)
     return turn
@@ -513,11 +513,11 @@ async def ai_sdk_chat(request: Request, user: Annotated[str, Depends(current_use
         raise api_error(422, "INVALID_REQUEST", "The last message must be the user's, with text.")
     settings: Settings = request.app.state.settings
     request.app.state.drain.refuse_new_turn()  # 503 SERVER_DRAINING before a turn is counted
-    refuse_if_running(turns, chat_session_id(user, chat.id))  # 409 before it is counted
+    session_id = chat_session_id(user, chat.id)
+    refuse_if_running(turns, session_id)  # 409 before it is counted
     rewind_before = None
     if chat.trigger == "regenerate-message":  # 422 before it is counted, nothing made
-        rewind_before = await regenerate_point(settings, user, chat_session_id(user, chat.id),
-                                               chat.user_messages())
+        rewind_before = await regenerate_point(settings, user, session_id, chat.user_messages())
     await request.app.state.quotas.admit_turn(user)  # 429 before a session is made or touched
     session = await chat_session(settings, user, chat.id, create=True)
     turn = await start_turn(request, turns, user, session.id, text, rewind_before)

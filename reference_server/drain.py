@@ -92,13 +92,10 @@ class Drain:
             self._run = asyncio.create_task(self._drain(self.drain_s if wait else 0.0), name="drain")
         await asyncio.shield(self._run)
 
-    def _running(self) -> list:
-        return [t for t in list(self.turns.turns.values()) if t.running]
-
     async def _drain(self, drain_s: float) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + drain_s
-        running = self._running()
+        running = self.turns.all_running()
         if running:
             logger.info("draining: %d turn(s) running, waiting up to %.1f s", len(running), drain_s)
         while running and loop.time() < deadline:  # a turn that started just before the flag counts
@@ -106,7 +103,7 @@ class Drain:
             await asyncio.wait(waits, timeout=deadline - loop.time())
             for wait in waits:
                 wait.cancel()
-            running = self._running()
+            running = self.turns.all_running()
         if running:
             logger.warning("drain: handing %d turn(s) over (%s)", len(running), RESTARTING)
             # TurnManager._produce ends a turn cancelled for RESTARTING with a rewind and the

@@ -17,8 +17,9 @@ Traces: each turn is a span ``sse.turn`` (turn id, frames, outcome, time to firs
 own spans (OpenTelemetry GenAI names in google-adk 2.13: ``invoke_agent``, ``generate_content``,
 ``execute_tool``...) are made inside the turn's task, so they are its children. Export with
 ``WORKSHOP_TRACING=console`` (the SDK's console exporter) or ``otlp`` (OTLP over HTTP to
-``OTEL_EXPORTER_OTLP_ENDPOINT``; the exporter is in requirements.txt). Unset: no exporter is installed by
-the server (spans cost next to nothing, and a host application may install its own).
+``OTEL_EXPORTER_OTLP_ENDPOINT``; the exporter is in requirements.txt). Unset: no exporter is
+installed by the server (spans cost next to nothing, and a host application may install its
+own).
 """
 
 from __future__ import annotations

@@ -175,6 +175,10 @@ class TurnManager:
         turn = self.turns.get(session_id)
         return turn if turn is not None and turn.running else None
 
+    def all_running(self) -> list[Turn]:
+        """The turns running in this process (a shutdown or a drain ends them)."""
+        return [turn for turn in list(self.turns.values()) if turn.running]
+
     async def is_running(self, session_id: str) -> bool:
         """A turn of the session is running, here or (shared store) on a process that is alive."""
         if self.running(session_id) is not None:
@@ -368,8 +372,9 @@ class TurnManager:
                 del self.turns[turn.session_id]  # its frames stay in the store for resumers
 
     async def _after_rewind(self, turn: Turn, invocation_id: str, run):
-        """``run``'s events, once the session is rewound to before ``invocation_id``: a failed
-        rewind fails the turn like any error before its first event."""
+        """``run``'s events, once the session is rewound to before ``invocation_id``. A failed
+        rewind fails the turn as an error of the run does (an error frame); the model is not
+        asked and the session stays as it was."""
         async with contextlib.aclosing(run):
             await self.runner.rewind_async(user_id=turn.user_id, session_id=turn.session_id,
                                            rewind_before_invocation_id=invocation_id)
@@ -500,8 +505,8 @@ class TurnManager:
 
     async def close(self) -> None:
         """Cancel every running turn (server shutdown)."""
-        running = [t for t in self.turns.values() if t.running]
-        await asyncio.gather(*(self.cancel(t, "shutdown") for t in running), return_exceptions=True)
+        await asyncio.gather(*(self.cancel(t, "shutdown") for t in self.all_running()),
+                             return_exceptions=True)
         for turn in self.turns.values():
             if turn.grace_task is not None:
                 turn.grace_task.cancel()

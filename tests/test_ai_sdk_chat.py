@@ -149,6 +149,27 @@ def test_regenerate_after_a_failed_answer_sends_the_message_as_new(client, emula
     assert [role for role, _ in said(client, "alice", "flaky")] == ["user", "model", "user", "model"]
 
 
+def test_a_regenerate_whose_rewind_fails_ends_in_an_error_and_keeps_the_session(client, reference_server,
+                                                                              emulator, monkeypatch):
+    """The rewind runs inside the turn: if ADK's rewind fails, the stream ends with an error
+    chunk (as any failure of the run), the model is not asked, and the history is as it was."""
+    c3 = "Count to 3"
+    assert client.post("/api/chat", json={"id": "stuck", "messages": conversation(c3)}, headers=ALICE).status_code == 200
+    before, asked = said(client, "alice", "stuck"), len(emulator.requests)
+
+    async def broken_rewind(**kwargs):
+        raise RuntimeError("the session store is down")
+
+    monkeypatch.setattr(reference_server.app.state.runner, "rewind_async", broken_rewind)
+    again = client.post("/api/chat", headers=ALICE, json={
+        "id": "stuck", "trigger": "regenerate-message", "messages": conversation(c3)})
+    assert again.status_code == 200
+    kinds = [c["type"] for c in chunks(again.text) if isinstance(c, dict)]
+    assert "error" in kinds and "text-delta" not in kinds, kinds
+    assert len(emulator.requests) == asked
+    assert said(client, "alice", "stuck") == before
+
+
 def test_auth_and_non_json(client, emulator):
     assert client.post("/api/chat", json=body("Hi")).status_code == 401
     response = client.post("/api/chat", content=b"{not json", headers=ALICE)
