@@ -124,3 +124,40 @@ def test_follow_bench_measures_each_store_and_writes_its_shape(tmp_path, redis_u
     for kind in ("memory", "sqlite", "postgresql", "redis"):
         assert kind in table
     assert "p50 ms" in table and "p99 ms" in table
+
+
+async def test_the_memory_step_reports_a_stream_that_fails_before_its_first_event_at_once():
+    """CI once failed with a bare ``TimeoutError`` after 60 s: the memory step waited for every
+    stream's first event and a stream that failed first was only seen as "not open yet"."""
+    import asyncio
+    import time
+
+    from workshop.bench.worker import _until_open
+
+    opened = asyncio.Event()
+
+    async def fails():
+        await asyncio.sleep(0.05)
+        raise RuntimeError("reference: error frame {...}")
+
+    async def hangs():
+        await asyncio.sleep(30)
+
+    tasks = [asyncio.ensure_future(fails()), asyncio.ensure_future(hangs())]
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError, match="error frame"):
+        await _until_open(opened, tasks, lambda: "reference: 0 of 2 streams opened", 20)
+    assert time.monotonic() - t0 < 5  # its own error, not the timeout
+    for t in tasks:
+        t.cancel()
+
+    async def ends_quietly():
+        await asyncio.sleep(0.05)
+
+    with pytest.raises(RuntimeError, match="1 of 2 streams opened: the others ended without an event"):
+        await _until_open(asyncio.Event(), [asyncio.ensure_future(ends_quietly())],
+                          lambda: "raw: 1 of 2 streams opened", 20)
+    with pytest.raises(TimeoutError, match="run_sse: 0 of 1 streams opened within 0 s"):
+        hung = asyncio.ensure_future(hangs())
+        await _until_open(asyncio.Event(), [hung], lambda: "run_sse: 0 of 1 streams opened", 0.2)
+    hung.cancel()

@@ -189,9 +189,14 @@ class _Children:
     def _line(self, proc: subprocess.Popen, what: str) -> str:
         line = proc.stdout.readline()  # type: ignore[union-attr]
         if not line:
-            self.log.seek(0)
-            raise RuntimeError(f"the benchmark's {what} process ended: {self.log.read()[-2000:]}")
+            raise RuntimeError(f"the benchmark's {what} process ended: {self.log_tail()}")
         return line
+
+    def log_tail(self, size: int = 3000) -> str:
+        """The end of the children's stderr, read without moving the offset they share."""
+        self.log.flush()
+        end = os.fstat(self.log.fileno()).st_size
+        return os.pread(self.log.fileno(), size, max(end - size, 0)).decode(errors="replace")
 
     def start(self) -> None:
         for name in ("reference", "run_sse"):
@@ -221,8 +226,8 @@ class _Children:
             line = self._line(self.client, what).strip()
             if line.startswith("{"):
                 data = json.loads(line)
-                if "error" in data:
-                    raise RuntimeError(f"benchmark client: {data['error']}")
+                if "error" in data:  # with the children's stderr, which says what went wrong there
+                    raise RuntimeError(f"benchmark client: {data['error']}\n{self.log_tail()}")
                 return data
 
     def ask(self, **cmd: Any) -> dict[str, Any]:

@@ -24,6 +24,7 @@ import tempfile
 import time
 import uuid
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -251,11 +252,14 @@ class Client:
         tasks = [asyncio.ensure_future(self.stream(config, s, f"mem-{config}-{i}-{uuid.uuid4().hex[:6]}",
                                                    count_to, one_open)) for i, s in enumerate(sessions)]
         try:
-            await asyncio.wait_for(opened.wait(), 60)
+            await _until_open(opened, tasks, lambda: f"{config}: {count} of {n} streams opened", 60)
             during = await probe("sample")
             still_open = sum(not t.done() for t in tasks)
             await asyncio.gather(*tasks)
         finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await probe("stop")
         return {"streams": n, "still_open": still_open,
                 "traced_kib_per_stream": (during["traced"] - before["traced"]) / n / 1024,
@@ -266,6 +270,29 @@ class Client:
         await self.runner.close()
         with contextlib.suppress(Exception):
             await self.genai.aio.aclose()
+
+
+async def _until_open(opened: asyncio.Event, tasks: list[asyncio.Future],
+                      what: Callable[[], str], timeout: float) -> None:
+    """Wait until ``opened`` is set; a stream that fails first raises its own error at once
+    (waiting for the event alone hid it behind a bare TimeoutError after ``timeout`` s)."""
+    waiter = asyncio.ensure_future(opened.wait())
+    pending = {waiter, *tasks}
+    deadline = asyncio.get_running_loop().time() + timeout
+    try:
+        while not opened.is_set():
+            left = deadline - asyncio.get_running_loop().time()
+            done, pending = await asyncio.wait(pending, timeout=max(left, 0),
+                                               return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                raise TimeoutError(f"{what()} within {timeout:.0f} s")
+            for t in done:
+                if t is not waiter and t.exception() is not None:
+                    raise t.exception()
+            if not opened.is_set() and pending == {waiter}:
+                raise RuntimeError(f"{what()}: the others ended without an event")
+    finally:
+        waiter.cancel()
 
 
 async def client_loop() -> None:
