@@ -170,7 +170,7 @@ def test_a_tool_exception_and_too_many_model_calls_are_error_frames(emulator):
 
 
 # -- explicit stop ---------------------------------------------------------------------------------
-def assert_model_request_closed(record, within_s=1.0):
+def assert_model_request_closed(record, within_s=5.0):
     """The model's HTTP request of the cancelled turn was closed (emulator: client_closed), not
     read to its end. ADK alone may leave it open (model_responses.py); the server closes it."""
     wait_until(lambda: record.outcome != "running", timeout=within_s)
@@ -204,7 +204,7 @@ def start_slow_turn(client, emulator, sid, prompt="Count to 300", frames_first=3
     return ctx, it, frames
 
 
-def test_cancel_stops_the_turn_within_a_second_and_the_stream_says_cancelled(api, emulator):
+def test_cancel_stops_the_turn_early_and_the_stream_says_cancelled(api, emulator):
     sid = new_session(api)
     ctx, it, frames = start_slow_turn(api, emulator, sid)
     try:
@@ -216,7 +216,11 @@ def test_cancel_stops_the_turn_within_a_second_and_the_stream_says_cancelled(api
             answer = other.post(f"/api/sessions/{sid}/cancel", headers=ALICE)
             took = time.monotonic() - started
         assert answer.status_code == 200 and answer.json() == {"cancelled": True}
-        assert took < 1.0, f"cancel took {took:.2f} s"
+        # /cancel answers once the turn has ended: ADK's abort, else the turn's wait interrupted
+        # after abort_wait_s (0.25 s), then at most 5 s. About 0.1 s on an idle machine; CI once
+        # took 3 s under load, so the bound is the server's own, and what shows the turn stopped
+        # early is the model's side (assert_model_request_closed: under half of the 300 chunks).
+        assert took < 0.25 + 5, f"cancel took {took:.2f} s"
         frames += list(it)
     finally:
         ctx.__exit__(None, None, None)

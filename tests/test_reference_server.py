@@ -429,11 +429,12 @@ def test_client_disconnect_closes_the_model_request(client, session_id, emulator
             if seen.count(b"\n\n") >= 3:
                 break
     left_at = time.monotonic()
-    while emulator.requests[-1].outcome == "running" and time.monotonic() - left_at < 2:
+    while emulator.requests[-1].outcome == "running" and time.monotonic() - left_at < 5:
         time.sleep(0.01)
     record = emulator.requests[-1]
     assert record.outcome == "client_closed"
-    assert time.monotonic() - left_at < 1
+    # Closed early, counted in the model's own chunks (0.02 s apart), not in wall time: a loaded
+    # machine slows the emulator's pacing as much as the server (a 1 s bound was a flake risk).
     assert record.chunks_sent < 100  # of 300
     # The session is usable afterwards.
     emulator.set_pacing(chunk_s=0)
