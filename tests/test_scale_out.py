@@ -368,7 +368,7 @@ async def _store_semantics(url: str) -> None:
     await asyncio.sleep(0.05)
     assert not waiter.done()
     await store.append(sid, "t1", Frame(2, "done", '{"events": 1}'))
-    await asyncio.wait_for(waiter, 2)  # woken by polling the table
+    await asyncio.wait_for(waiter, 4)  # woken by polling the table, before its own 5 s
     tail = await other.read(sid, 1)
     assert [f.kind for f in tail.frames] == ["done"] and tail.finished
     await store.append(sid, "t1", Frame(3, "event", "{}"))  # after the end: ignored
