@@ -357,7 +357,7 @@ async def post_message(
     if key is not None and (repeat := await repeat_of(session.id, turns, key)):
         return repeat
     request.app.state.drain.refuse_new_turn()  # 503 SERVER_DRAINING: retried on another worker
-    refuse_if_running(turns, session.id)  # a double send: 409 before it counts toward a limit
+    await refuse_if_running(turns, session.id)  # a double send: 409 before it counts toward a limit
     await request.app.state.quotas.admit_turn(session.user_id)  # 429 before the session is touched
     turn = await turns.start(session.user_id, session.id, message.text, key)
     if turn is None and key is not None and (repeat := await repeat_of(session.id, turns, key)):
@@ -381,13 +381,11 @@ def turn_in_progress() -> HTTPException:
                      "A turn of this session is still running: wait for it or cancel it.")
 
 
-def refuse_if_running(turns: TurnManager, session_id: str) -> None:
-    """409 at once if a turn of the session runs in this process and has not written its
-    terminal frame (the store's rule: a client may send its next message as soon as it reads
-    ``done``, while the turn's task still cleans up): before the per-user turn limit counts
-    the message. ``TurnManager.start`` decides for every process, atomically."""
-    turn = turns.running(session_id)
-    if turn is not None and turn.terminal is None:
+async def refuse_if_running(turns: TurnManager, session_id: str) -> None:
+    """409 at once if a turn of the session is still running, in this process or another
+    (``TurnManager.refuses_new_turn``): before the per-user turn limit counts the message.
+    ``TurnManager.start`` decides for every process, atomically."""
+    if await turns.refuses_new_turn(session_id):
         raise turn_in_progress()
 
 
@@ -514,7 +512,7 @@ async def ai_sdk_chat(request: Request, user: Annotated[str, Depends(current_use
     settings: Settings = request.app.state.settings
     request.app.state.drain.refuse_new_turn()  # 503 SERVER_DRAINING before a turn is counted
     session_id = chat_session_id(user, chat.id)
-    refuse_if_running(turns, session_id)  # 409 before it is counted
+    await refuse_if_running(turns, session_id)  # 409 before it is counted
     rewind_before = None
     if chat.trigger == "regenerate-message":  # 422 before it is counted, nothing made
         rewind_before = await regenerate_point(settings, user, session_id, chat.user_messages())

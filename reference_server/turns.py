@@ -179,6 +179,17 @@ class TurnManager:
         """The turns running in this process (a shutdown or a drain ends them)."""
         return [turn for turn in list(self.turns.values()) if turn.running]
 
+    async def refuses_new_turn(self, session_id: str) -> bool:
+        """What ``start`` would refuse, read without claiming anything (the 409's pre-check,
+        before a limit counts the message): a turn of the session here that has not written
+        its terminal frame (the store's rule: a client may send its next message as soon as
+        it reads ``done``), or (shared store) one running on a process that is alive. One
+        store read per message on a shared store; ``start`` still decides, atomically."""
+        turn = self.running(session_id)
+        if turn is not None:
+            return turn.terminal is None
+        return self.store.shared and _owner_alive(await self.store.turn_state(session_id))
+
     async def is_running(self, session_id: str) -> bool:
         """A turn of the session is running, here or (shared store) on a process that is alive."""
         if self.running(session_id) is not None:

@@ -391,19 +391,56 @@ def test_a_message_sent_while_a_turn_runs_is_refused_409_without_counting(emulat
                                json={"text": "Hi"}), "TOO_MANY_TURNS")  # the third turn
 
 
-def test_the_409_pre_check_ends_where_the_store_does_at_the_terminal_frame():
+async def test_the_409_pre_check_ends_where_the_store_does_at_the_terminal_frame():
     """A client may send its next message as soon as it reads ``done``, while the turn's task
     still cleans up (CI's loaded runs did, in three tests and lesson 09): the pre-check calls a
     turn over once its terminal frame is written, as the store's ``begin_turn`` does."""
     from types import SimpleNamespace
 
     from reference_server.app import refuse_if_running
+    from reference_server.turns import TurnManager
+
+    def manager(running, shared=False):
+        turns = SimpleNamespace(running=lambda session_id: running, store=SimpleNamespace(shared=shared))
+        turns.refuses_new_turn = lambda session_id: TurnManager.refuses_new_turn(turns, session_id)
+        return turns
 
     turn = SimpleNamespace(terminal=None)
-    turns = SimpleNamespace(running=lambda session_id: turn)
     with pytest.raises(HTTPException) as refused:
-        refuse_if_running(turns, "s1")
+        await refuse_if_running(manager(turn), "s1")
     assert refused.value.status_code == 409 and refused.value.detail["code"] == "TURN_IN_PROGRESS"
     turn.terminal = "done"  # written; the task has not finished yet
-    refuse_if_running(turns, "s1")
-    refuse_if_running(SimpleNamespace(running=lambda session_id: None), "s1")
+    await refuse_if_running(manager(turn, shared=True), "s1")  # the store is not asked
+    await refuse_if_running(manager(None), "s1")
+
+
+def test_a_message_for_a_turn_running_on_another_process_is_refused_409_without_counting(
+        gemini_emulator_session, emulator, redis_url, tmp_path):
+    """The double send of a multi-worker deployment: the turn runs on A, the second click lands
+    on B. B reads the live-stream store and answers 409 before its turn limit counts it (it
+    used to count it first: two such clicks spent the user's two turns)."""
+    user = f"u-{uuid.uuid4().hex[:8]}"  # the Redis lives for the whole test session: a new user
+    emulator.set_pacing(first_token_s=0, chunk_s=0.02)
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path}/sessions.db", "WORKSHOP_TOKENS": f"tok-q:{user}",
+           "REDIS_URL": redis_url, "WORKSHOP_TURNS_PER_MINUTE": "2",
+           "GOOGLE_GEMINI_BASE_URL": gemini_emulator_session.url, "GOOGLE_API_KEY": "test-key",
+           "GEMINI_API_KEY": None, "GOOGLE_GENAI_USE_VERTEXAI": None}
+    auth = {"Authorization": "Bearer tok-q"}
+    a, b = start_processes(2, env)
+    try:
+        with httpx.Client(base_url=a.url, timeout=30) as on_a, httpx.Client(base_url=b.url, timeout=30) as on_b:
+            session_id = new_session(on_a, auth)
+            with open_stream(on_a, session_id, "Count to 40", auth) as frames:  # turn 1 of 2, on A
+                for _ in range(3):
+                    again = on_b.post(f"/api/sessions/{session_id}/messages", headers=auth,
+                                      json={"text": "Count to 40"})
+                    assert (again.status_code, again.json()["error"]["code"]) == (409, "TURN_IN_PROGRESS")
+                assert [f.event for f in frames][-1] == "done"
+            second = on_b.post(f"/api/sessions/{session_id}/messages", headers=auth, json={"text": "Count to 2"})
+            assert second.status_code == 200 and "event: done" in second.text  # turn 2 of 2, on B
+            assert_429(on_b.post(f"/api/sessions/{session_id}/messages", headers=auth,
+                                 json={"text": "Hi"}), "TOO_MANY_TURNS")  # the third turn
+            assert len(history(on_a, session_id, auth)) == 4  # two questions, two answers
+    finally:
+        a.stop()
+        b.stop()
