@@ -95,7 +95,7 @@ async def test_a_stop_button_that_stops_passes(runner_and_backend, capsys, right
 
 
 @pytest.mark.parametrize(("wrong", "message"), [
-    (does_nothing, "still running 1 s after Stop"),
+    (does_nothing, "still running 5 s after Stop"),
     (only_hides, "Hiding the output is not stopping"),
     (never_disables, "still enabled"),
     (disables_on_click_only, "ends by itself"),
