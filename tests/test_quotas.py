@@ -286,11 +286,18 @@ def test_two_processes_share_the_limits_through_redis(gemini_emulator_session, e
 
 
 def test_a_dead_workers_streams_stop_counting_after_their_ttl(redis_url):
-    """A worker that dies holding a stream never releases it: its entry expires instead."""
+    """A worker that dies holding a stream never releases it: its entry expires instead; a live
+    worker's entry has its expiry pushed forward. Judged by Redis's own state, not by sleeping
+    past a short TTL (a process paused 2 s by a loaded machine refreshes late)."""
+    import redis.asyncio as aioredis
+
+    from reference_server.quotas import KEY_PREFIX
+
     user = f"u-{uuid.uuid4().hex[:8]}"
-    quotas = Quotas(max_streams=1, redis_url=redis_url, stream_ttl_s=2.0)
+    key = f"{KEY_PREFIX}:streams:{_key(user)}"
 
     async def scenario() -> None:
+        quotas = Quotas(max_streams=1, redis_url=redis_url, stream_ttl_s=3.0)
         dead, alive = QuotaGuard(quotas), QuotaGuard(quotas)
         held = dead.stream(user)
         await held.__aenter__()  # taken, never released
@@ -299,17 +306,34 @@ def test_a_dead_workers_streams_stop_counting_after_their_ttl(redis_url):
             async with alive.stream(user):
                 pass
         assert refused.value.status_code == 429
-        await asyncio.sleep(2.3)
-        async with alive.stream(user):  # expired: the slot is free
-            pass
-        # a live worker's stream does not expire: its expiry is pushed forward
+        expired_by = time.monotonic() + 3.0 + 10
+        while True:  # expired after the TTL: the slot is free
+            try:
+                async with alive.stream(user):
+                    break
+            except HTTPException as still:
+                assert still.status_code == 429 and time.monotonic() < expired_by
+                await asyncio.sleep(0.2)
+        await dead.close()
+        await alive.close()
+
+        # a live worker's stream does not expire: its expiry is pushed forward (every TTL / 3)
+        quotas = Quotas(max_streams=1, redis_url=redis_url, stream_ttl_s=6.0)
+        other, alive = QuotaGuard(quotas), QuotaGuard(quotas)
+        redis = aioredis.Redis.from_url(redis_url, decode_responses=True)
         async with alive.stream(user):
-            await asyncio.sleep(3)  # past the TTL: refreshed meanwhile (every TTL / 3)
+            [(member, first_expiry)] = await redis.zrange(key, 0, -1, withscores=True)
+            refreshed_by = time.monotonic() + 2.0 + 10
+            while (await redis.zscore(key, member) or 0) <= first_expiry:
+                assert time.monotonic() < refreshed_by, "the open stream's expiry was never pushed forward"
+                await asyncio.sleep(0.1)
             with pytest.raises(HTTPException) as refused:
-                async with dead.stream(user):
+                async with other.stream(user):
                     pass
             assert refused.value.status_code == 429
-        await dead.close()
+        assert await redis.zcard(key) == 0  # released when the stream ends
+        await redis.aclose()
+        await other.close()
         await alive.close()
 
     asyncio.run(scenario())
