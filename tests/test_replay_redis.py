@@ -194,13 +194,15 @@ async def test_a_cancel_asked_on_another_store_wakes_the_owner_at_once(pair):
 
 def test_a_cancel_through_another_server_is_pushed_not_polled(emulator, redis_url, monkeypatch):
     """Two servers on one Redis; the turn runs on a, the cancel is asked on b. With the owner's
-    check-ins and cancel polls slowed to 6 s, a poll would take seconds; the push takes far less."""
+    check-ins and cancel polls slowed to 12 s (under the 15 s after which an owner counts as
+    gone), a poll would take seconds; the push takes milliseconds (the bound, 4 s, leaves room
+    for a loaded machine)."""
     import httpx
     from httpx_sse import connect_sse
 
     import reference_server.turns as turns_module
 
-    slow_s = 6.0
+    slow_s = 12.0
     monkeypatch.setattr(turns_module, "WATCH_S", slow_s)
     monkeypatch.setattr(turns_module, "OWNER_BEAT_S", slow_s)
     emulator.set_pacing(first_token_s=0, chunk_s=0.02)
@@ -215,7 +217,7 @@ def test_a_cancel_through_another_server_is_pushed_not_polled(emulator, redis_ur
     with server() as a, server() as b, httpx.Client(timeout=30, headers=alice) as client:
         session_id = client.post(f"{a.url}/api/sessions").json()["session_id"]
         with connect_sse(client, "POST", f"{a.url}/api/sessions/{session_id}/messages",
-                         json={"text": "Count to 300"}) as source:
+                         json={"text": "Count to 1000"}) as source:  # 20 s: longer than a poll
             events = source.iter_sse()
             next(events)
             busy = client.post(f"{b.url}/api/sessions/{session_id}/messages", json={"text": "hi"})

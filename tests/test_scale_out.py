@@ -181,7 +181,7 @@ def test_409_and_cancel_reach_a_turn_running_on_another_worker(stack, emulator):
             assert cancelled.json() == {"cancelled": True}
             frames += list(events)
         assert frames[-1].event == "cancelled" and json.loads(frames[-1].data) == {"reason": "cancel_requested"}
-        assert took < words * 0.05 / 3, f"a cancel through the other worker took {took:.2f} s"
+        assert took < words * 0.05 / 2, f"a cancel through the other worker took {took:.2f} s"
         assert wait_for_outcome(emulator.requests[-1]) == "client_closed"  # the owner closed the model's request
         again = client.post(f"/api/sessions/{session_id}/cancel")
         assert again.json() == {"cancelled": False}
