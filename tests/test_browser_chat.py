@@ -178,7 +178,7 @@ def test_stop_aborts_the_stream(page, emulator):
     send(page, "Count to 200")
     page.wait_for_function("document.querySelector('.turn:last-child .answer')?.textContent.length > 8")
     page.click("#stop")
-    wait_state(page, "stopped", timeout_s=2)
+    wait_state(page, "stopped", timeout_s=10)  # at once; the margin is for a loaded machine
     stopped_at = last_answer(page)
     time.sleep(0.5)  # five more chunks' worth of time
     assert last_answer(page) == stopped_at, "the text kept growing after Stop"
@@ -186,7 +186,7 @@ def test_stop_aborts_the_stream(page, emulator):
     assert page.get_attribute(".turn:last-child .message", "data-stopped") == "true"
     assert page.is_enabled("#send") and page.is_disabled("#stop")
     # Closing the connection made the server close its model request too.
-    deadline = time.monotonic() + 3
+    deadline = time.monotonic() + 10
     while emulator.requests[-1].outcome == "running" and time.monotonic() < deadline:
         time.sleep(0.05)
     model_call = emulator.requests[-1]
