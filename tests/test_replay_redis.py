@@ -116,7 +116,7 @@ async def test_a_follower_is_woken_by_each_frame_without_polling(pair, where):
     assert sorted(seen) == list(range(1, count + 1))
     delays = [seen[n] - appended[n] for n in seen]
     assert statistics.median(delays) < pace_s / 2, delays
-    assert max(delays) < 10 * pace_s, delays
+    assert max(delays) < 30 / 3, delays  # not the wait's 30 s timeout (a paused process: seconds)
 
 
 async def test_wait_returns_at_once_when_there_is_nothing_to_wait_for(pair):
