@@ -351,10 +351,11 @@ def test_idle_stream_gets_keepalive_comments(client, session_id, emulator, monke
 
 
 # A quiet gap mid-answer (a slow tool): 20 s in production against a 15 s keep-alive. Here a
-# 4 s gap, a 0.1 s keep-alive, and clients whose read timeout (2 s, twenty keep-alives: room for
-# a loaded machine) is shorter than the gap: only the keep-alive holds the connection, and no
-# client may see a message that the server did not send. The three clients read at once.
-QUIET_GAP_S = 4.0
+# 8 s gap, a 0.1 s keep-alive, and clients whose read timeout (4 s, forty keep-alives: room for
+# a process paused 2-3 s by a loaded machine) is shorter than the gap: only the keep-alive holds
+# the connection, and no client may see a message that the server did not send. The three
+# clients read at once.
+QUIET_GAP_S = 8.0
 
 
 @pytest.fixture
