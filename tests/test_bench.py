@@ -147,7 +147,7 @@ async def test_the_memory_step_reports_a_stream_that_fails_before_its_first_even
     t0 = time.monotonic()
     with pytest.raises(RuntimeError, match="error frame"):
         await _until_open(opened, tasks, lambda: "reference: 0 of 2 streams opened", 20)
-    assert time.monotonic() - t0 < 5  # its own error, not the timeout
+    assert time.monotonic() - t0 < 10  # its own error, not the 20 s timeout
     for t in tasks:
         t.cancel()
 
