@@ -129,17 +129,6 @@ TOKEN = "tok-stack"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-def _upstreams(stack, path_part: str, count: int) -> list[str]:
-    """The workers nginx sent the requests whose line contains ``path_part`` to, in order;
-    once ``count`` are logged (nginx writes a line when a response has ended), or 10 s."""
-    deadline = time.monotonic() + 10
-    while True:
-        log = (stack.nginx.prefix / "access.log").read_text()
-        found = re.findall(rf'"[A-Z]+ [^"]*{re.escape(path_part)}[^"]*" \d+ \d+ upstream=(\S+)', log)
-        if len(found) >= count or time.monotonic() > deadline:
-            return found
-        time.sleep(0.02)
-
 @pytest.fixture(scope="module")
 def redis_stack(gemini_emulator_session, redis_url, tmp_path_factory):
     from workshop.stack import Stack
@@ -197,7 +186,7 @@ def test_with_redis_a_follower_on_the_other_worker_gets_every_frame_once_as_it_c
         assert [int(i) for i in kinds[name]] == list(range(1, frames + 1)), (name, kinds[name])
         live = [arrivals[name][i] - arrivals["writer"][i] for i in range(3, frames + 1)]
         assert statistics.median(live) < pace_s, (name, live)
-    workers = _upstreams(redis_stack, f"{session_id}/", 3)  # the POST, two followers
+    workers = [r.worker for r in redis_stack.nginx.logged(f"{session_id}/", 3)]  # the POST, two followers
     assert len(set(workers)) == 2, workers  # the turn ran on one worker, a follower read it on the other
     assert len(emulator.requests) == 1
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
 import socket
 import threading
 import time
@@ -68,21 +67,10 @@ def stack(request, gemini_emulator_session, tmp_path_factory):
 
 
 # -- where nginx sent each request: its access log -------------------------------------------
-LOGGED = re.compile(r'"(?P<method>[A-Z]+) (?P<path>\S+) [^"]*" (?P<status>\d+) \d+ upstream=(?P<upstream>.*) time=')
-
-
 def logged(proxy: Nginx, path_part: str, count: int = 1) -> list[tuple[str, int, str]]:
-    """``(method, status, worker)`` of the requests whose path contains ``path_part``, in the
-    order they ended, once ``count`` of them are logged (nginx writes a line when a response
-    has ended). ``worker``: the ``host:port`` that answered (the last one nginx tried)."""
-    deadline = time.monotonic() + 10
-    while True:
-        log = (proxy.prefix / "access.log").read_text()
-        found = [(m["method"], int(m["status"]), m["upstream"].split(", ")[-1])
-                 for m in LOGGED.finditer(log) if path_part in m["path"]]
-        if len(found) >= count or time.monotonic() > deadline:
-            return found
-        time.sleep(0.02)
+    """``(method, status, worker)`` of the requests whose path contains ``path_part``
+    (``Nginx.logged``: once ``count`` are logged)."""
+    return [(r.method, r.status, r.worker) for r in proxy.logged(path_part, count)]
 
 
 def address(worker) -> str:

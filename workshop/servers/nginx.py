@@ -26,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 from string import Template
+from typing import NamedTuple
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "nginx.conf.template"
 INSTALL_HINT = "install Debian's nginx (apt-get install nginx-light; .ci/run does)"
@@ -100,6 +101,24 @@ def location_first_line(config: str) -> int:
     return config[:config.index("location / {")].count("\n") + 2
 
 
+# A line of the access log (deploy/nginx.conf.template's log_format "upstream").
+LOGGED = re.compile(r'"(?P<method>[A-Z]+) (?P<path>\S+) [^"]*" (?P<status>\d+) \d+ upstream=(?P<upstream>.*) time=')
+
+
+class Logged(NamedTuple):
+    """One request nginx logged: ``tried``, the workers it tried in order (``host:port``)."""
+
+    method: str
+    path: str
+    status: int
+    tried: tuple[str, ...]
+
+    @property
+    def worker(self) -> str:
+        """The worker that answered: the last one nginx tried."""
+        return self.tried[-1]
+
+
 class Nginx:
     """nginx on ``host:port`` (0: a free one) proxying to ``upstreams`` round-robin."""
 
@@ -159,6 +178,19 @@ class Nginx:
             if "Address already in use" not in err + self.log():
                 raise RuntimeError(f"nginx did not start: {err}{self.log()}")
         raise RuntimeError("nginx: no free port after 3 tries")
+
+    def logged(self, path_part: str, count: int = 1, timeout: float = 10) -> list[Logged]:
+        """The requests whose path contains ``path_part``, in the order they ended, once
+        ``count`` of them are logged (nginx writes a line when a response has ended: a test
+        that reads at once may be early), or after ``timeout`` seconds with what there is."""
+        deadline = time.monotonic() + timeout
+        while True:
+            log = (self.prefix / "access.log").read_text()
+            found = [Logged(m["method"], m["path"], int(m["status"]), tuple(m["upstream"].split(", ")))
+                     for m in LOGGED.finditer(log) if path_part in m["path"]]
+            if len(found) >= count or time.monotonic() > deadline:
+                return found
+            time.sleep(0.02)
 
     def log(self) -> str:
         path = self.prefix / "error.log"
