@@ -253,36 +253,47 @@ def test_a_turn_over_its_token_budget_ends_with_an_error_frame(emulator, caplog)
 
 
 # -- shared through Redis -----------------------------------------------------------------------
-def test_two_processes_share_the_limits_through_redis(gemini_emulator_session, emulator, redis_url):
-    """Two real server processes on one Redis: what one counted, the other refuses."""
-    user = f"u-{uuid.uuid4().hex[:8]}"  # the Redis lives for the whole test session: a new user
-    emulator.set_pacing(first_token_s=0, chunk_s=0.02)
+QUOTA_USER = {"Authorization": "Bearer tok-q"}
+
+
+@contextlib.contextmanager
+def two_processes_on_redis(gemini_emulator_session, redis_url, **env):
+    """Two real server processes sharing ``redis_url``, with these extra settings; yields a
+    client of each, for a new user (the Redis lives for the whole test session) whose token
+    is ``QUOTA_USER``'s."""
+    user = f"u-{uuid.uuid4().hex[:8]}"
     env = {"DATABASE_URL": "memory://", "WORKSHOP_TOKENS": f"tok-q:{user}", "REDIS_URL": redis_url,
-           "WORKSHOP_TURNS_PER_MINUTE": "3", "WORKSHOP_MAX_STREAMS_PER_USER": "1",
            "GOOGLE_GEMINI_BASE_URL": gemini_emulator_session.url, "GOOGLE_API_KEY": "test-key",
-           "GEMINI_API_KEY": None, "GOOGLE_GENAI_USE_VERTEXAI": None}
-    auth = {"Authorization": "Bearer tok-q"}
+           "GEMINI_API_KEY": None, "GOOGLE_GENAI_USE_VERTEXAI": None, **env}
     a, b = start_processes(2, env)
     try:
         with httpx.Client(base_url=a.url, timeout=30) as on_a, httpx.Client(base_url=b.url, timeout=30) as on_b:
-            sa, sb = new_session(on_a, auth), new_session(on_b, auth)
-            with open_stream(on_a, sa, "Count to 100", auth) as frames:  # turn 1, on A (2 s)
-                refused = on_b.post(f"/api/sessions/{sb}/messages", headers=auth, json={"text": "Hi"})
-                assert_429(refused, "TOO_MANY_STREAMS")  # A's open stream counts on B
-                assert [f.event for f in frames][-1] == "done"
-            r = once_a_slot_is_free(lambda: on_b.post(f"/api/sessions/{sb}/messages", headers=auth,
-                                                      json={"text": "Count to 2"}))
-            assert r.status_code == 200  # turn 2, on B, once A's stream ended
-            r = once_a_slot_is_free(lambda: on_a.post(f"/api/sessions/{sa}/messages", headers=auth,
-                                                      json={"text": "Count to 3"}))
-            assert r.status_code == 200 and "event: done" in r.text  # turn 3, on A
-            refused = once_a_slot_is_free(lambda: on_b.post(f"/api/sessions/{sb}/messages",
-                                                            headers=auth, json={"text": "Hi"}))
-            assert_429(refused, "TOO_MANY_TURNS")  # two turns on A and one on B: the limit
-            assert len(history(on_b, sb, auth)) == 2  # turn 2's question and answer only
+            yield on_a, on_b
     finally:
         a.stop()
         b.stop()
+
+
+def test_two_processes_share_the_limits_through_redis(gemini_emulator_session, emulator, redis_url):
+    """Two real server processes on one Redis: what one counted, the other refuses."""
+    emulator.set_pacing(first_token_s=0, chunk_s=0.02)
+    with two_processes_on_redis(gemini_emulator_session, redis_url, WORKSHOP_TURNS_PER_MINUTE="3",
+                                WORKSHOP_MAX_STREAMS_PER_USER="1") as (on_a, on_b):
+        sa, sb = new_session(on_a, QUOTA_USER), new_session(on_b, QUOTA_USER)
+        with open_stream(on_a, sa, "Count to 100", QUOTA_USER) as frames:  # turn 1, on A (2 s)
+            refused = on_b.post(f"/api/sessions/{sb}/messages", headers=QUOTA_USER, json={"text": "Hi"})
+            assert_429(refused, "TOO_MANY_STREAMS")  # A's open stream counts on B
+            assert [f.event for f in frames][-1] == "done"
+        r = once_a_slot_is_free(lambda: on_b.post(f"/api/sessions/{sb}/messages", headers=QUOTA_USER,
+                                                  json={"text": "Count to 2"}))
+        assert r.status_code == 200  # turn 2, on B, once A's stream ended
+        r = once_a_slot_is_free(lambda: on_a.post(f"/api/sessions/{sa}/messages", headers=QUOTA_USER,
+                                                  json={"text": "Count to 3"}))
+        assert r.status_code == 200 and "event: done" in r.text  # turn 3, on A
+        refused = once_a_slot_is_free(lambda: on_b.post(f"/api/sessions/{sb}/messages",
+                                                        headers=QUOTA_USER, json={"text": "Hi"}))
+        assert_429(refused, "TOO_MANY_TURNS")  # two turns on A and one on B: the limit
+        assert len(history(on_b, sb, QUOTA_USER)) == 2  # turn 2's question and answer only
 
 
 def test_a_dead_workers_streams_stop_counting_after_their_ttl(redis_url):
@@ -443,28 +454,20 @@ def test_a_message_for_a_turn_running_on_another_process_is_refused_409_without_
     """The double send of a multi-worker deployment: the turn runs on A, the second click lands
     on B. B reads the live-stream store and answers 409 before its turn limit counts it (it
     used to count it first: two such clicks spent the user's two turns)."""
-    user = f"u-{uuid.uuid4().hex[:8]}"  # the Redis lives for the whole test session: a new user
     emulator.set_pacing(first_token_s=0, chunk_s=0.02)
-    env = {"DATABASE_URL": f"sqlite:///{tmp_path}/sessions.db", "WORKSHOP_TOKENS": f"tok-q:{user}",
-           "REDIS_URL": redis_url, "WORKSHOP_TURNS_PER_MINUTE": "2",
-           "GOOGLE_GEMINI_BASE_URL": gemini_emulator_session.url, "GOOGLE_API_KEY": "test-key",
-           "GEMINI_API_KEY": None, "GOOGLE_GENAI_USE_VERTEXAI": None}
-    auth = {"Authorization": "Bearer tok-q"}
-    a, b = start_processes(2, env)
-    try:
-        with httpx.Client(base_url=a.url, timeout=30) as on_a, httpx.Client(base_url=b.url, timeout=30) as on_b:
-            session_id = new_session(on_a, auth)
-            with open_stream(on_a, session_id, "Count to 40", auth) as frames:  # turn 1 of 2, on A
-                for _ in range(3):
-                    again = on_b.post(f"/api/sessions/{session_id}/messages", headers=auth,
-                                      json={"text": "Count to 40"})
-                    assert (again.status_code, again.json()["error"]["code"]) == (409, "TURN_IN_PROGRESS")
-                assert [f.event for f in frames][-1] == "done"
-            second = on_b.post(f"/api/sessions/{session_id}/messages", headers=auth, json={"text": "Count to 2"})
-            assert second.status_code == 200 and "event: done" in second.text  # turn 2 of 2, on B
-            assert_429(on_b.post(f"/api/sessions/{session_id}/messages", headers=auth,
-                                 json={"text": "Hi"}), "TOO_MANY_TURNS")  # the third turn
-            assert len(history(on_a, session_id, auth)) == 4  # two questions, two answers
-    finally:
-        a.stop()
-        b.stop()
+    with two_processes_on_redis(gemini_emulator_session, redis_url, WORKSHOP_TURNS_PER_MINUTE="2",
+                                DATABASE_URL=f"sqlite:///{tmp_path}/sessions.db") as (on_a, on_b):
+        session_id = new_session(on_a, QUOTA_USER)
+        # turn 1 of 2, on A: 3 s, so the clicks on B land while it runs, even on a loaded machine
+        with open_stream(on_a, session_id, "Count to 150", QUOTA_USER) as frames:
+            for _ in range(3):
+                again = on_b.post(f"/api/sessions/{session_id}/messages", headers=QUOTA_USER,
+                                  json={"text": "Count to 40"})
+                assert (again.status_code, again.json()["error"]["code"]) == (409, "TURN_IN_PROGRESS")
+            assert [f.event for f in frames][-1] == "done"
+        second = on_b.post(f"/api/sessions/{session_id}/messages", headers=QUOTA_USER,
+                           json={"text": "Count to 2"})
+        assert second.status_code == 200 and "event: done" in second.text  # turn 2 of 2, on B
+        assert_429(on_b.post(f"/api/sessions/{session_id}/messages", headers=QUOTA_USER,
+                             json={"text": "Hi"}), "TOO_MANY_TURNS")  # the third turn
+        assert len(history(on_a, session_id, QUOTA_USER)) == 4  # two questions, two answers
